@@ -1,0 +1,139 @@
+# vqz — top-level build. `make` builds libvqz (static + shared) and the tools; `make test` runs the
+# Catch2 suite; `make sanitize` runs it under ASan+UBSan; `make bench` the benchmarks.
+# CUDA=auto (default) builds kernels/ when nvcc is found, CUDA=1 requires it, CUDA=0 never.
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CUDA     ?= auto
+NVCC     ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+ARCHFLAGS ?= -march=x86-64-v3
+OPT      ?= -O2
+
+CC  ?= gcc
+CXX ?= g++
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+ifeq ($(origin CXX),default)
+CXX := g++
+endif
+
+ifeq ($(CUDA),auto)
+  USE_CUDA := $(if $(NVCC),1,0)
+else
+  USE_CUDA := $(CUDA)
+endif
+ifeq ($(USE_CUDA),1)
+  ifeq ($(NVCC),)
+    $(error CUDA=1 but nvcc was not found)
+  endif
+endif
+
+WARN     := -Wall -Wextra -Werror
+CPPFLAGS += -I. -Iinclude -D_DEFAULT_SOURCE -DVQZ_BUILDING_LIBRARY
+CFLAGS   += -std=c11 $(OPT) -g $(ARCHFLAGS) $(WARN) -fPIC -fopenmp -fvisibility=hidden $(SANFLAGS)
+CXXFLAGS += -std=c++14 -O1 -g $(ARCHFLAGS) -Wall -Wextra -Werror -fopenmp $(SANFLAGS)
+LDLIBS   := -ldnnl -lopenblas -lfftw3f -lcjson -lzstd -lpng -ljpeg -lsndfile -lsoxr -lm -lpthread
+LDFLAGS  += -fopenmp $(SANFLAGS)
+
+NVCCFLAGS := -O2 -std=c++17 -I. -Iinclude -Xcompiler -fPIC,-Wall,-Werror,-fvisibility=hidden \
+             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+ifeq ($(USE_CUDA),1)
+  CPPFLAGS += -DVQZ_HAVE_CUDA=1
+  CUDA_SRC := $(wildcard kernels/*.cu)
+  CUDA_LIBS := -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcufft
+  KERNEL_C :=
+else
+  CUDA_SRC :=
+  CUDA_LIBS :=
+  KERNEL_C := kernels/nocuda.c
+endif
+
+LIB_C   := $(wildcard common/*.c nn/*.c format/*.c codec/*.c) $(KERNEL_C)
+LIB_OBJ := $(LIB_C:%.c=$(BUILD)/obj/%.o) $(CUDA_SRC:%.cu=$(BUILD)/obj/%.cu.o)
+TOOL_SRC := $(wildcard tools/vqz-*.c)
+TOOLS   := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
+TEST_SRC := $(wildcard tests/*.cpp)
+TEST_OBJ := $(TEST_SRC:%.cpp=$(BUILD)/obj/%.o)
+TEST_BIN := $(BUILD)/tests/vqz-tests
+STATIC  := $(BUILD)/lib/libvqz.a
+SHARED  := $(BUILD)/lib/libvqz.so.$(shell sed -n 's/^#define VQZ_VERSION_MAJOR //p' include/vqz.h)
+
+.PHONY: all deps test sanitize valgrind bench install uninstall clean demo
+all: deps $(STATIC) $(SHARED) $(TOOLS) $(BUILD)/vqz.pc
+
+# Installs missing Debian build/test packages; silent and quick when everything is there.
+deps:
+	@sh tools/install-deps.sh
+
+$(BUILD)/obj/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu | deps
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -DVQZ_HAVE_CUDA=1 -DVQZ_BUILDING_LIBRARY -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/tests/%.o: tests/%.cpp | deps
+	@mkdir -p $(dir $@)
+	$(CXX) -I. -Iinclude $(CXXFLAGS) -MMD -MP -c $< -o $@
+
+$(STATIC): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,$(notdir $@) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(LDLIBS)
+	ln -sf $(notdir $@) $(BUILD)/lib/libvqz.so
+
+$(BUILD)/bin/%: tools/%.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(CUDA_LIBS) $(LDLIBS)
+
+$(TEST_BIN): $(TEST_OBJ) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) -o $@ $(TEST_OBJ) $(STATIC) $(CUDA_LIBS) $(LDLIBS)
+
+$(BUILD)/vqz.pc: Makefile include/vqz.h
+	@mkdir -p $(dir $@)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: vqz\nDescription: neural media codec (VQ-VAE) for images and audio\nVersion: %s\nLibs: -L$${libdir} -lvqz\nLibs.private: %s %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(shell sed -n 's/^#define VQZ_VERSION_STRING "\(.*\)"/\1/p' include/vqz.h)' '$(CUDA_LIBS)' '$(LDLIBS) -fopenmp' > $@
+
+# The README's test command. Runs the whole Catch2 suite; its last line is "N passed, N failed, N skipped".
+test: all $(TEST_BIN)
+	@cd $(CURDIR) && $(TEST_BIN) $(TESTARGS)
+
+sanitize:
+	$(MAKE) BUILD=build-san CUDA=0 OPT=-O1 SANFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+valgrind: all $(TEST_BIN)
+	OMP_NUM_THREADS=1 VQZ_THREADS=1 valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=tests/valgrind.supp $(TEST_BIN) $(TESTARGS)
+
+bench: all
+	@sh bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/vqz/models
+	install -m 644 include/vqz.h $(DESTDIR)$(PREFIX)/include/vqz.h
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(SHARED)) $(DESTDIR)$(PREFIX)/lib/libvqz.so
+	install -m 644 $(BUILD)/vqz.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vqz.pc
+	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
+	$(if $(wildcard samples/models/*.safetensors),install -m 644 $(wildcard samples/models/*.safetensors) $(DESTDIR)$(PREFIX)/share/vqz/models/)
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/vqz.h $(DESTDIR)$(PREFIX)/lib/libvqz.a $(DESTDIR)$(PREFIX)/lib/libvqz.so* \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/vqz.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS)))
+	rm -rf $(DESTDIR)$(PREFIX)/share/vqz
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,28 @@
+/* ctx.h — the engine context: device, thread count and the per-backend state (oneDNN engine and
+ * primitive cache on the CPU, cuBLAS handle and memory pool on CUDA). Every op takes one. */
+#ifndef VQZ_NN_CTX_H
+#define VQZ_NN_CTX_H
+
+#include "nn/tensor.h"
+
+typedef struct vqz_nn_ctx {
+    vqz_dev device;
+    int threads;          /* OpenMP / oneDNN / OpenBLAS threads for this context's ops */
+    void *dnnl;           /* CPU conv backend state (nn/conv_dnnl.c), created lazily */
+    void *cuda;           /* CUDA backend state (kernels/), NULL on the CPU */
+} vqz_nn_ctx;
+
+/* Create a context for a device. VQZ_DEVICE_AUTO picks CUDA when usable, else the CPU.
+ * threads <= 0 means the library default (vqz_get_threads()). */
+vqz_status vqz_nn_ctx_create(vqz_nn_ctx **out, vqz_device_kind kind, int threads);
+void vqz_nn_ctx_free(vqz_nn_ctx *ctx);
+
+/* Make the context's thread count current for OpenMP and OpenBLAS on the calling thread. */
+void vqz_nn_ctx_enter(const vqz_nn_ctx *ctx);
+
+/* Backend hooks implemented by the conv module and by kernels/. */
+void vqz_dnnl_state_free(void *state);
+vqz_status vqz_cuda_state_create(void **state);
+void vqz_cuda_state_free(void *state);
+
+#endif
