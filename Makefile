@@ -114,7 +114,21 @@ valgrind: all $(TEST_BIN)
 	OMP_NUM_THREADS=1 VQZ_THREADS=1 valgrind --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=tests/valgrind.supp $(TEST_BIN) $(TESTARGS)
 
-bench: all
+BENCH_BIN := $(BUILD)/bin/bench_nn
+$(BENCH_BIN): bench/bench_nn.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(CUDA_LIBS) $(LDLIBS)
+
+DEMO_BIN := $(BUILD)/bin/engine-demo
+$(DEMO_BIN): samples/engine-demo.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(CUDA_LIBS) $(LDLIBS)
+
+# The README's main command: for now a demonstration of the engine on the sample photographs.
+demo: all $(DEMO_BIN)
+	$(DEMO_BIN) --steps 300 samples/images/coffee.png samples/images/chelsea.png
+
+bench: all $(BENCH_BIN)
 	@sh bench/run.sh
 
 install: all

@@ -1,0 +1,139 @@
+/* bench_nn.c — engine speed benchmark: one row per run (training step, encode or decode of the image
+ * and audio models at the sizes of issue 3), printed as one JSON line with the median time and the
+ * process's peak RSS. Run each row in its own process so peak memory is per row:
+ *   bench_nn image-train | image-encode | image-decode | audio-train | audio-encode | audio-decode */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "common/status.h"
+#include "nn/adamw.h"
+#include "nn/model.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void die(vqz_status s, const char *what)
+{
+    fprintf(stderr, "bench_nn: %s: %s: %s\n", what, vqz_strerror(s), vqz_last_error());
+    exit(1);
+}
+
+#define CHECK(expr, what)            \
+    do {                             \
+        vqz_status s_ = (expr);      \
+        if (s_ != VQZ_OK)            \
+            die(s_, what);           \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_nn image-train|image-encode|image-decode|audio-train|audio-encode|audio-decode [reps]\n");
+        return 1;
+    }
+    const char *row = argv[1];
+    int reps = argc > 2 ? atoi(argv[2]) : 5;
+    int image = strncmp(row, "image", 5) == 0;
+    const char *what = strchr(row, '-') ? strchr(row, '-') + 1 : "";
+
+    vqz_model_config cfg;
+    CHECK(vqz_model_config_preset(image ? "image-base" : "audio-base", &cfg), "preset");
+    vqz_model *m = NULL;
+    CHECK(vqz_model_create(&cfg, &m), "model");
+    CHECK(vqz_model_init(m, 1), "init");
+    vqz_nn_ctx *ctx = NULL;
+    CHECK(vqz_nn_ctx_create(&ctx, VQZ_DEVICE_CPU, 0), "ctx");
+    vqz_rng rng;
+    vqz_rng_seed(&rng, 2);
+
+    int64_t n, h, w;
+    if (strcmp(what, "train") == 0) {
+        n = image ? 16 : 8;
+        h = image ? 128 : 24000;
+        w = image ? 128 : 1;
+    } else {
+        n = 1;
+        h = image ? 512 : 60 * 24000;
+        w = image ? 768 : 1;
+    }
+    int64_t numel = n * cfg.in_channels * h * w;
+    float *x = malloc((size_t)numel * sizeof(float));
+    float *y = malloc((size_t)numel * sizeof(float));
+    if (!x || !y)
+        die(VQZ_ERR_NOMEM, "input");
+    vqz_rng_fill_uniform(&rng, x, numel, -0.8f, 0.8f);
+    vqz_tensor xt = image ? vqz_t4(x, n, cfg.in_channels, h, w) : vqz_t3(x, n, 1, h);
+    vqz_tensor yt = xt;
+    yt.data = y;
+    int64_t lh, lw;
+    CHECK(vqz_model_latent_size(m, h, w, &lh, &lw), "latent size");
+    int32_t *idx = malloc((size_t)(cfg.levels * n * lh * lw) * sizeof(int32_t));
+    if (!idx)
+        die(VQZ_ERR_NOMEM, "indices");
+
+    vqz_train_opts o;
+    memset(&o, 0, sizeof o);
+    o.lr = 1e-4f;
+    o.weight_decay = 1e-4f;
+    o.beta = 0.25f;
+    o.grad_clip = 1.0f;
+    o.n_levels = cfg.levels;
+    o.ema = 1;
+    if (image)
+        o.mse_weight = 1.0f;
+    else
+        o.l1_weight = o.stft_weight = 1.0f;
+    if (strcmp(what, "train") == 0)
+        CHECK(vqz_model_enable_training(m), "training state");
+    else if (strcmp(what, "decode") == 0) /* random indices: the decode row's peak memory is the decoder's alone */
+        for (int64_t i = 0; i < cfg.levels * n * lh * lw; i++)
+            idx[i] = (int32_t)vqz_rng_below(&rng, (uint64_t)cfg.codebook_size);
+
+    double *times = calloc((size_t)reps + 1, sizeof(double));
+    for (int r = 0; r <= reps; r++) { /* run 0 warms caches and primitive creation */
+        double t0 = now();
+        if (strcmp(what, "train") == 0) {
+            vqz_train_stats st;
+            CHECK(vqz_model_train_grad(ctx, m, &xt, &o, &st), "train_grad");
+            CHECK(vqz_model_train_apply(ctx, m, &o, &rng, &st), "train_apply");
+        } else if (strcmp(what, "encode") == 0) {
+            CHECK(vqz_model_encode(ctx, m, &xt, cfg.levels, idx), "encode");
+        } else if (strcmp(what, "decode") == 0) {
+            CHECK(vqz_model_decode(ctx, m, idx, cfg.levels, &yt), "decode");
+        } else {
+            fprintf(stderr, "bench_nn: unknown row '%s'\n", row);
+            return 1;
+        }
+        times[r] = now() - t0;
+    }
+    qsort(times + 1, (size_t)reps, sizeof(double), cmp_double);
+    double med = times[1 + reps / 2];
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double enc_macs = 0, dec_macs = 0;
+    vqz_model_macs(m, h, w, &enc_macs, &dec_macs);
+    printf("{\"impl\":\"vqz\",\"row\":\"%s\",\"n\":%lld,\"h\":%lld,\"w\":%lld,\"threads\":%d,\"median_s\":%.6f,"
+           "\"first_s\":%.6f,\"peak_rss_mb\":%.1f,\"gmac_per_item\":%.3f}\n",
+           row, (long long)n, (long long)h, (long long)w, ctx->threads, med, times[0], ru.ru_maxrss / 1024.0,
+           (enc_macs + dec_macs) / 1e9);
+    free(times);
+    free(idx);
+    free(x);
+    free(y);
+    vqz_nn_ctx_free(ctx);
+    vqz_model_free(m);
+    return 0;
+}
