@@ -1,0 +1,109 @@
+/* loss.c — elementwise losses of nn/ops.h (MSE, L1) with their gradients. Sums run in double; a
+ * non-finite loss (NaN/Inf in x or target) is reported as VQZ_ERR_NONFINITE. */
+#include <math.h>
+#include <stdio.h>
+
+#include "common/status.h"
+#include "nn/ops.h"
+
+#if defined(__GNUC__) && !defined(__clang__)
+/* Lets GCC vectorise the sign select of the L1 gradient; we never read floating-point exception flags. */
+#pragma GCC optimize("no-trapping-math")
+#endif
+
+#define PAR_MIN 32768
+
+typedef struct {
+    char s[96];
+} shape_buf;
+
+static shape_buf shape_of(const vqz_tensor *t)
+{
+    shape_buf b;
+    int off = snprintf(b.s, sizeof b.s, "[");
+    for (int i = 0; i < t->ndim && off < (int)sizeof b.s; i++)
+        off += snprintf(b.s + off, sizeof b.s - (size_t)off, i ? ",%lld" : "%lld", (long long)t->shape[i]);
+    if (off < (int)sizeof b.s)
+        snprintf(b.s + off, sizeof b.s - (size_t)off, "]");
+    return b;
+}
+
+static vqz_status loss_checks(vqz_nn_ctx *ctx, const char *op, const vqz_tensor *x, const vqz_tensor *t,
+                              const vqz_tensor *grad, double *loss)
+{
+    VQZ_FAIL_IF(!ctx, VQZ_ERR_INVALID_ARG, "%s: ctx is NULL", op);
+    vqz_nn_ctx_enter(ctx);
+    VQZ_FAIL_IF(ctx->device == VQZ_CUDA, VQZ_ERR_NO_CUDA, "%s: no CUDA implementation in this build", op);
+    VQZ_FAIL_IF(!x || !t || !loss, VQZ_ERR_INVALID_ARG, "%s: x, target and loss must not be NULL", op);
+    const vqz_tensor *ts[3] = {x, t, grad};
+    for (int k = 0; k < 3; k++) {
+        if (!ts[k])
+            continue;
+        VQZ_FAIL_IF(ts[k]->ndim < 1 || ts[k]->ndim > VQZ_MAX_DIMS || ts[k]->device != VQZ_CPU,
+                    VQZ_ERR_INVALID_ARG, "%s: tensor %d is not a CPU tensor of rank 1..4", op, k);
+        VQZ_FAIL_IF(!ts[k]->data && vqz_tensor_numel(ts[k]) > 0, VQZ_ERR_INVALID_ARG, "%s: tensor %d has no data",
+                    op, k);
+    }
+    if (!vqz_tensor_same_shape(x, t) || (grad && !vqz_tensor_same_shape(x, grad))) {
+        const vqz_tensor *o = !vqz_tensor_same_shape(x, t) ? t : grad;
+        return vqz_fail(VQZ_ERR_SHAPE, "%s: x %s and %s %s differ", op, shape_of(x).s,
+                        o == t ? "target" : "grad", shape_of(o).s);
+    }
+    VQZ_FAIL_IF(vqz_tensor_numel(x) == 0, VQZ_ERR_SHAPE, "%s: x is empty", op);
+    return VQZ_OK;
+}
+
+/* grad may alias x or target: each element is read before it is written. */
+vqz_status vqz_mse_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *target, float weight,
+                        double *loss, vqz_tensor *grad)
+{
+    VQZ_TRY(loss_checks(ctx, "mse_loss", x, target, grad, loss));
+    int64_t n = vqz_tensor_numel(x);
+    const float *a = x->data, *b = target->data;
+    float *g = grad ? grad->data : NULL;
+    float gs = (float)(2.0 * weight / (double)n);
+    double s = 0.0;
+    if (g) {
+        #pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            float d = a[i] - b[i];
+            s += (double)d * d;
+            g[i] = gs * d;
+        }
+    } else {
+        #pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            float d = a[i] - b[i];
+            s += (double)d * d;
+        }
+    }
+    *loss = s / (double)n;
+    VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "mse_loss: loss is %g (NaN/Inf in x or target)", *loss);
+    return VQZ_OK;
+}
+
+vqz_status vqz_l1_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *target, float weight,
+                       double *loss, vqz_tensor *grad)
+{
+    VQZ_TRY(loss_checks(ctx, "l1_loss", x, target, grad, loss));
+    int64_t n = vqz_tensor_numel(x);
+    const float *a = x->data, *b = target->data;
+    float *g = grad ? grad->data : NULL;
+    float gs = (float)(weight / (double)n);
+    double s = 0.0;
+    if (g) {
+        #pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++) {
+            float d = a[i] - b[i];
+            s += fabsf(d);
+            g[i] = d > 0.0f ? gs : (d < 0.0f ? -gs : 0.0f);
+        }
+    } else {
+        #pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
+        for (int64_t i = 0; i < n; i++)
+            s += fabsf(a[i] - b[i]);
+    }
+    *loss = s / (double)n;
+    VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "l1_loss: loss is %g (NaN/Inf in x or target)", *loss);
+    return VQZ_OK;
+}
