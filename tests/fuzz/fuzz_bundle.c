@@ -1,0 +1,13 @@
+/* fuzz_bundle.c — libFuzzer harness for vqz_fuzz_bundle (tests/fuzz/targets.h); build with tests/fuzz/Makefile. */
+#include <stdlib.h>
+
+#include "tests/fuzz/targets.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (vqz_fuzz_bundle(data, size) != 0)
+        abort(); /* a wrong result, not just a rejected input */
+    return 0;
+}
