@@ -97,6 +97,8 @@ class Conv1dPad(nn.Conv1d):
         self.pl, self.pr = pl, pr
 
     def forward(self, x):
+        if self.pl == self.pr:          # let the convolution pad: no padded copy of x
+            return F.conv1d(x, self.weight, self.bias, self.stride, self.pl, self.dilation)
         x = F.pad(x, (self.pl, self.pr))
         return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
 
@@ -516,32 +518,36 @@ def make_optimizer(model, lr, wd, betas=(0.9, 0.999), eps=1e-8):
                              lr=lr, betas=betas, eps=eps)
 
 
-def train_step(model, x, tcfg, opt=None, exact=True, ema=True):
+def train_step(model, x, tcfg, opt=None, exact=True, ema=True, record=True):
     """One training step: forward, losses, backward, clip, AdamW (when opt), EMA (when ema).
-    Returns a dict of the intermediate tensors and scalars (before the optimiser/EMA change state)."""
+    record: return copies of the intermediate tensors, every gradient and the float64 gradient norm
+    (before the optimiser and EMA change state); otherwise only the losses and clip_grad_norm_'s norm."""
     model.zero_grad(set_to_none=True)
     z = model.enc(x)
     zq_st, zq, idx, commit = model.rvq.train_forward(z, tcfg["beta"], exact=exact)
-    z.retain_grad()
+    if record:
+        z.retain_grad()
     y = model.dec(zq_st)
-    y.retain_grad()
+    if record:
+        y.retain_grad()
     recon, parts = recon_loss(model.cfg["kind"], y, x, tcfg)
     total = recon + commit
     total.backward()
-    params = [p for p in model.parameters() if p.grad is not None]
-    grad_norm64 = math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params))
-    out = {"z": z.detach().clone(), "zq": zq.detach().clone(), "idx": idx, "y": y.detach().clone(),
-           "dz": z.grad.detach().clone(), "dy": y.grad.detach().clone(),
-           "recon": recon.detach(), "commit": commit.detach(), "total": total.detach(),
-           "parts": {k: v.detach() for k, v in parts.items()},
-           "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters()},
-           "grad_norm": grad_norm64}
+    out = {"recon": recon.detach(), "commit": commit.detach(), "total": total.detach(), "idx": idx,
+           "parts": {k: v.detach() for k, v in parts.items()}}
+    if record:
+        params = [p for p in model.parameters() if p.grad is not None]
+        out.update({"z": z.detach().clone(), "zq": zq.detach().clone(), "y": y.detach().clone(),
+                    "dz": z.grad.detach().clone(), "dy": y.grad.detach().clone(),
+                    "grads": {n: p.grad.detach().clone() for n, p in model.named_parameters()},
+                    "grad_norm": math.sqrt(sum(float((p.grad.double() ** 2).sum()) for p in params))})
     if tcfg.get("clip", 0) > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["clip"])
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["clip"])
+        out.setdefault("grad_norm", float(norm))
     if opt is not None:
         opt.step()
     if ema:
-        model.rvq.ema_update(out["z"], idx, tcfg["ema_decay"], tcfg["ema_eps"],
+        model.rvq.ema_update(z.detach(), idx, tcfg["ema_decay"], tcfg["ema_eps"],
                              tcfg.get("dead_threshold", 0.0))
     return out
 
