@@ -1,7 +1,8 @@
 /* bench_nn.c — engine speed benchmark: one row per run (training step, encode or decode of the image
  * and audio models at the sizes of issue 3), printed as one JSON line with the median time and the
  * process's peak RSS. Run each row in its own process so peak memory is per row:
- *   bench_nn image-train | image-encode | image-decode | audio-train | audio-encode | audio-decode */
+ *   bench_nn image-train | image-encode | image-decode | audio-train | audio-encode | audio-decode [reps]
+ *   bench_nn config image|audio      (prints the benchmarked preset's config JSON) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,15 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *row = argv[1];
+    if (strcmp(row, "config") == 0 && argc > 2) { /* the preset's JSON, for the PyTorch twin */
+        vqz_model_config c;
+        char *json = NULL;
+        CHECK(vqz_model_config_preset(strcmp(argv[2], "image") == 0 ? "image-base" : "audio-base", &c), "preset");
+        CHECK(vqz_model_config_to_json(&c, &json), "json");
+        printf("%s\n", json);
+        free(json);
+        return 0;
+    }
     int reps = argc > 2 ? atoi(argv[2]) : 5;
     int image = strncmp(row, "image", 5) == 0;
     const char *what = strchr(row, '-') ? strchr(row, '-') + 1 : "";

@@ -457,6 +457,13 @@ static int name_ends(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+vqz_status vqz_model_check_weights(const vqz_model *m)
+{
+    for (int i = 0; i < m->n_tensors; i++)
+        VQZ_TRY(vqz_tensor_check_finite(&m->views[i], m->info[i].name));
+    return VQZ_OK;
+}
+
 vqz_status vqz_model_init(vqz_model *m, uint64_t seed)
 {
     vqz_rng rng;
@@ -597,6 +604,7 @@ static vqz_status run_encoder(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x
 {
     int64_t h = 0, w = 0;
     VQZ_TRY(check_input(m, x, &h, &w));
+    VQZ_TRY(vqz_tensor_check_finite(x, "model input"));
     VQZ_TRY(vqz_graph_plan(&m->enc, x->shape[0], h, w, train));
     return vqz_graph_forward(ctx, &m->enc, &m->pv, x);
 }
@@ -726,6 +734,8 @@ vqz_status vqz_model_train_grad(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor 
     }
     VQZ_FAIL_IF(!have, VQZ_ERR_INVALID_ARG, "model: every reconstruction loss weight is zero");
     st->loss += st->commit;
+    VQZ_FAIL_IF(!isfinite(st->loss), VQZ_ERR_NONFINITE, "model: training loss is %g at step %lld (recon %g, commit %g)",
+                st->loss, (long long)m->step, st->recon, st->commit);
 
     /* backward: decoder -> straight-through + commitment -> encoder */
     vqz_tensor dzq = zq;

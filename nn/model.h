@@ -102,6 +102,9 @@ void vqz_model_free(vqz_model *m);
  * use vqz_model_kmeans_init on data for real training). */
 vqz_status vqz_model_init(vqz_model *m, uint64_t seed);
 
+/* VQZ_ERR_NONFINITE naming the first tensor holding a NaN or Inf. */
+vqz_status vqz_model_check_weights(const vqz_model *m);
+
 /* Allocate gradients, AdamW moments and EMA state (EMA: count 1, sum = codebook). */
 vqz_status vqz_model_enable_training(vqz_model *m);
 

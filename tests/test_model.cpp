@@ -188,6 +188,17 @@ TEST_CASE("image encode/decode shapes, index ranges, determinism and size errors
     REQUIRE(vqz_model_encode(ctx.ctx, m.m, &xt, c.levels + 1, idx.data()) == VQZ_ERR_INVALID_ARG);
     idx[5] = c.codebook_size;
     REQUIRE(vqz_model_decode(ctx.ctx, m.m, idx.data(), c.levels, &yt) == VQZ_ERR_INDEX_RANGE);
+
+    // non-finite input and weights are refused with the place named
+    x[77] = NAN;
+    REQUIRE(vqz_model_encode(ctx.ctx, m.m, &xt, c.levels, idx.data()) == VQZ_ERR_NONFINITE);
+    REQUIRE(std::string(vqz_last_error()).find("model input") != std::string::npos);
+    REQUIRE(vqz_model_check_weights(m.m) == VQZ_OK);
+    int t = vqz_model_find(m.m, "dec.stages.1.up.weight");
+    REQUIRE(t >= 0);
+    m.m->params[m.m->info[t].offset + 3] = INFINITY;
+    REQUIRE(vqz_model_check_weights(m.m) == VQZ_ERR_NONFINITE);
+    REQUIRE(std::string(vqz_last_error()).find("dec.stages.1.up.weight") != std::string::npos);
 }
 
 TEST_CASE("a short training run lowers the loss and uses the codebooks", "[model][train]")

@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+# report_nn.py — turns bench/out/nn.jsonl (vqz and PyTorch rows) into the engine speed table and writes
+# it into bench/RESULTS.md between the "nn-speed" markers. Measurement only (Debian /usr/bin/python3,
+# standard library). Usage: report_nn.py nn.jsonl RESULTS.md
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROWS = [("image-train", "image: training step, 16×3×128×128", 0.8),
+        ("image-encode", "image: encode 768×512", 1.0),
+        ("image-decode", "image: decode 768×512", 1.0),
+        ("audio-train", "audio: training step, 8×1 s @ 24 kHz", 0.8),
+        ("audio-encode", "audio: encode 60 s", 1.0),
+        ("audio-decode", "audio: decode 60 s", 1.0)]
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main():
+    rows = {}
+    for line in open(sys.argv[1]):
+        line = line.strip()
+        if line.startswith("{"):
+            r = json.loads(line)
+            rows[(r["impl"], r["row"])] = r
+    out = ["<!-- nn-speed:begin -->",
+           "### Engine speed vs PyTorch (`make bench`)",
+           "",
+           "Machine: %s, %d cores visible, %s threads; PyTorch %s. Median of %s timed runs after one warm-up; "
+           "peak RSS of the row's own process." % (cpu_name(), os.cpu_count() or 0,
+                                                   next((str(r.get("threads")) for r in rows.values()), "?"),
+                                                   next((r.get("torch", "?") for r in rows.values() if r.get("impl") != "vqz"), "?"),
+                                                   os.environ.get("VQZ_BENCH_REPS", "5")),
+           "Measured %s." % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+           "",
+           "| row | vqz (s) | PyTorch (s) | ratio PyTorch/vqz | must | vqz peak MB | PyTorch peak MB |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for key, label, must in ROWS:
+        a, b = rows.get(("vqz", key)), next((r for (impl, k), r in rows.items() if impl != "vqz" and k == key), None)
+        if not a or not b:
+            out.append("| %s | %s | %s | – | %.1f | – | – |" % (label, "%.3f" % a["median_s"] if a else "–",
+                                                              "%.3f" % b["median_s"] if b else "–", must))
+            continue
+        ratio = b["median_s"] / a["median_s"]
+        out.append("| %s | %.3f | %.3f | **%.2f** %s | %.1f | %.0f | %.0f |" % (
+            label, a["median_s"], b["median_s"], ratio, "✓" if ratio >= must else "✗", must,
+            a["peak_rss_mb"], b["peak_rss_mb"]))
+    out.append("<!-- nn-speed:end -->")
+    table = "\n".join(out)
+    path = sys.argv[2]
+    text = open(path).read() if os.path.exists(path) else "# vqz benchmark results\n\n"
+    if "<!-- nn-speed:begin -->" in text:
+        head, rest = text.split("<!-- nn-speed:begin -->", 1)
+        tail = rest.split("<!-- nn-speed:end -->", 1)[1] if "<!-- nn-speed:end -->" in rest else ""
+        text = head + table + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + table + "\n"
+    open(path + ".tmp", "w").write(text)
+    os.replace(path + ".tmp", path)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+#!/bin/sh
+# run.sh — `make bench`: the engine speed rows (bench/bench_nn.c) side by side with the PyTorch twin
+# (bench/torch_twin_bench.py, same architecture and shapes), each row in its own process, 2 threads.
+# Results: bench/out/nn.jsonl, and the table in bench/RESULTS.md (rewritten by bench/report_nn.py).
+set -e
+cd "$(dirname "$0")/.."
+BIN=build/bin/bench_nn
+THREADS=${VQZ_BENCH_THREADS:-2}
+REPS=${VQZ_BENCH_REPS:-5}
+sh tools/install-deps.sh python3-torch python3-numpy
+mkdir -p bench/out
+OUT=bench/out/nn.jsonl
+: > "$OUT"
+for row in image-train image-encode image-decode audio-train audio-encode audio-decode; do
+    kind=${row%%-*}
+    echo "bench: $row" >&2
+    VQZ_THREADS=$THREADS OMP_NUM_THREADS=$THREADS $BIN "$row" "$REPS" >> "$OUT"
+    OMP_NUM_THREADS=$THREADS /usr/bin/python3 bench/torch_twin_bench.py "$row" --reps "$REPS" --threads "$THREADS" \
+        --config "$($BIN config "$kind")" --json | tail -n 1 >> "$OUT"
+done
+/usr/bin/python3 bench/report_nn.py "$OUT" bench/RESULTS.md
