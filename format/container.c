@@ -172,6 +172,8 @@ static vqz_status read_at(const vqz_container *c, uint64_t off, void *buf, size_
     if (off > c->file_size || n > c->file_size - off)
         return vqz_fail(VQZ_ERR_TRUNCATED, "needs bytes %llu..%llu, the file has %llu",
                         (unsigned long long)off, (unsigned long long)(off + n), (unsigned long long)c->file_size);
+    if (n == 0)
+        return VQZ_OK; /* buf may be NULL: an empty section has no buffer */
     if (c->mem) {
         memcpy(buf, c->mem + off, n);
         return VQZ_OK;
@@ -661,7 +663,8 @@ static vqz_status metadata_impl(vqz_container *c, const char **text, size_t *len
                     "metadata is not UTF-8 without NUL bytes (byte %zu)", bad);
         c->meta_text = (char *)malloc(n + 1);
         VQZ_FAIL_IF(!c->meta_text, VQZ_ERR_NOMEM, "cannot allocate %zu bytes of metadata", n + 1);
-        memcpy(c->meta_text, c->cbuf, n);
+        if (n)
+            memcpy(c->meta_text, c->cbuf, n);
         c->meta_text[n] = '\0';
     }
     *text = c->meta_text;

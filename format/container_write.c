@@ -269,7 +269,8 @@ vqz_status vqz_container_writer_set_metadata(vqz_container_writer *w, const char
                 "vqz writer: metadata is not UTF-8 without NUL bytes (byte %zu)", bad);
     uint8_t *body = (uint8_t *)malloc(len ? len : 1);
     VQZ_FAIL_IF(!body, VQZ_ERR_NOMEM, "vqz writer: out of memory");
-    memcpy(body, utf8, len);
+    if (len)
+        memcpy(body, utf8, len);
     set_section(w, 0, VQZ_SECTION_METADATA, 0, body, len);
     return VQZ_OK;
 }
@@ -310,7 +311,8 @@ vqz_status vqz_container_writer_put_section_raw(vqz_container_writer *w, const v
     int slot = e->type == VQZ_SECTION_METADATA ? 0 : 1;
     uint8_t *copy = (uint8_t *)malloc(e->size ? (size_t)e->size : 1);
     VQZ_FAIL_IF(!copy, VQZ_ERR_NOMEM, "vqz writer: out of memory");
-    memcpy(copy, body, (size_t)e->size);
+    if (e->size)
+        memcpy(copy, body, (size_t)e->size);
     set_section(w, slot, e->type, e->flags, copy, e->size);
     return VQZ_OK;
 }

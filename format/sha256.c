@@ -70,6 +70,8 @@ void vqz_sha256_init(vqz_sha256_ctx *c)
 void vqz_sha256_update(vqz_sha256_ctx *c, const void *data, size_t n)
 {
     const uint8_t *p = (const uint8_t *)data;
+    if (n == 0)
+        return; /* data may be NULL */
     c->total += n;
     if (c->used > 0) {
         size_t take = 64 - c->used;
