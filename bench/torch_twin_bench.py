@@ -77,16 +77,18 @@ def run_row(row, reps, threads, cfg_override):
             with torch.inference_mode():
                 model.dec(model.rvq.decode(idx, lat))
 
-    times = []
+    times, cpu = [], []
     for _ in range(reps + 1):          # run 0 warms up (allocator, primitive caches)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         once()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     rest = sorted(times[1:])
+    cpu_med = sorted(cpu[1:])[len(rest) // 2]   # CPU seconds of all threads: less sensitive to other load
     load = os.getloadavg()[0]   # other processes on the machine inflate the times: keep it with them
     return {"impl": "torch", "row": row, "n": shape[0], "h": shape[2], "w": shape[3] if len(shape) > 3 else 1,
             "threads": torch.get_num_threads(), "median_s": rest[len(rest) // 2], "min_s": rest[0],
-            "first_s": times[0], "reps": reps, "peak_rss_mb": rss_mb(), "base_rss_mb": base_rss,
+            "first_s": times[0], "cpu_s": cpu_med, "reps": reps, "peak_rss_mb": rss_mb(), "base_rss_mb": base_rss,
             "loadavg_1m": load, "torch": torch.__version__, "config": cfg}
 
 
@@ -110,8 +112,9 @@ def main():
                 cmd += ["--config", json.dumps(cfg)]
             out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout.strip()
             r = json.loads(out.splitlines()[-1])
-            print(out if a.json else "%-13s median %8.3f s  min %8.3f s  peak RSS %7.1f MB (base %.1f MB)  load %.1f"
-                  % (row, r["median_s"], r["min_s"], r["peak_rss_mb"], r["base_rss_mb"], r["loadavg_1m"]), flush=True)
+            print(out if a.json else "%-13s median %8.3f s  min %8.3f s  cpu %8.3f s  peak RSS %7.1f MB (base %.1f MB)  load %.1f"
+                  % (row, r["median_s"], r["min_s"], r["cpu_s"], r["peak_rss_mb"], r["base_rss_mb"],
+                     r["loadavg_1m"]), flush=True)
         return
     r = run_row(a.row, a.reps, a.threads, cfg)
     if a.json:
