@@ -69,6 +69,8 @@ static vqz_status check_same(const vqz_tensor *a, const vqz_tensor *b, const cha
 static vqz_status check_disjoint(const vqz_tensor *a, const vqz_tensor *b, const char *op, const char *na,
                                  const char *nb)
 {
+    if (vqz_tensor_numel(a) == 0 || vqz_tensor_numel(b) == 0)
+        return VQZ_OK;
     const float *a0 = a->data, *a1 = a->data + vqz_tensor_numel(a);
     const float *b0 = b->data, *b1 = b->data + vqz_tensor_numel(b);
     if (a0 < b1 && b0 < a1)

@@ -109,7 +109,7 @@ def ssim_parts(X, Y, data_range, g):
 
 def ms_ssim(X, Y, data_range=2.0, weights=(0.0448, 0.2856, 0.3001, 0.2363, 0.1333)):
     assert min(X.shape[-2:]) > 160, "5 scales need sides > 160"
-    g = gauss_1d()
+    g = gauss_1d().to(X.dtype)
     w = torch.tensor(weights, dtype=X.dtype)
     mcs, factors = [], []
     for i in range(len(weights)):
