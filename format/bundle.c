@@ -526,18 +526,17 @@ vqz_status vqz_bundle_meta_get(const vqz_bundle *b, const char *key, const char 
 vqz_status vqz_bundle_check_vqz(const vqz_bundle *b)
 {
     const char *v;
-    VQZ_TRY(vqz_bundle_meta_get(b, "vqz.bundle_version", &v));
-    VQZ_FAIL_IF(strcmp(v, VQZ_BUNDLE_FORMAT_VERSION) != 0, VQZ_ERR_VERSION,
-                "%s: bundle version \"%.16s\" is not supported (this reader: %s)", b->name, v,
-                VQZ_BUNDLE_FORMAT_VERSION);
-    VQZ_TRY(vqz_bundle_meta_get(b, "vqz.name", &v));
-    VQZ_FAIL_IF(v[0] == '\0' || strlen(v) > 255, VQZ_ERR_FORMAT, "%s: vqz.name must be 1..255 bytes", b->name);
-    VQZ_TRY(vqz_bundle_meta_get(b, "vqz.config", &v));
+    VQZ_TRY(vqz_bundle_meta_get(b, "format", &v));
+    VQZ_FAIL_IF(strcmp(v, VQZ_BUNDLE_FORMAT) != 0, VQZ_ERR_VERSION,
+                "%s: bundle format \"%.32s\" is not supported (this reader: %s)", b->name, v, VQZ_BUNDLE_FORMAT);
+    VQZ_TRY(vqz_bundle_meta_get(b, "name", &v));
+    VQZ_FAIL_IF(v[0] == '\0' || strlen(v) > 255, VQZ_ERR_FORMAT, "%s: name must be 1..255 bytes", b->name);
+    VQZ_TRY(vqz_bundle_meta_get(b, "config", &v));
     cJSON *cfg = cJSON_Parse(v);
     const cJSON *kind = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "kind") : NULL;
     int ok = cJSON_IsObject(cfg) && cJSON_IsString(kind);
     cJSON_Delete(cfg);
-    VQZ_FAIL_IF(!ok, VQZ_ERR_FORMAT, "%s: vqz.config is not a JSON object with a \"kind\" string", b->name);
+    VQZ_FAIL_IF(!ok, VQZ_ERR_FORMAT, "%s: config is not a JSON object with a \"kind\" string", b->name);
     return VQZ_OK;
 }
 

@@ -13,7 +13,7 @@
 #define VQZ_BUNDLE_MAX_DIMS 8
 #define VQZ_BUNDLE_MAX_HEADER (16u << 20) /* bytes of JSON header; cJSON needs ~32x that in the worst case */
 #define VQZ_BUNDLE_MAX_FILE ((uint64_t)1 << 36)
-#define VQZ_BUNDLE_FORMAT_VERSION "1"
+#define VQZ_BUNDLE_FORMAT "vqz-bundle-1" /* value of the "format" metadata key */
 
 /* safetensors dtypes. Only F32, F16 and BF16 can be loaded as weights; the others are validated (their
  * sizes count in the offset checks) and reported as VQZ_ERR_UNSUPPORTED when asked for. */
@@ -74,8 +74,8 @@ int vqz_bundle_meta_count(const vqz_bundle *b);
 vqz_status vqz_bundle_meta_at(const vqz_bundle *b, int i, const char **key, const char **value);
 /* VQZ_ERR_NOT_FOUND naming the key and the file when absent. */
 vqz_status vqz_bundle_meta_get(const vqz_bundle *b, const char *key, const char **value);
-/* Check the keys every vqz bundle has (spec/bundle.md §4): vqz.bundle_version, vqz.name, and vqz.config
- * holding a JSON object with a "kind" string. */
+/* Check the keys every vqz model bundle has (spec/bundle.md §4): "format" = VQZ_BUNDLE_FORMAT, "name", and
+ * "config" holding a JSON object with a "kind" string. VQZ_ERR_VERSION for another bundle format. */
 vqz_status vqz_bundle_check_vqz(const vqz_bundle *b);
 
 /* SHA-256 of the whole file, the identity .vqz files record. */

@@ -40,25 +40,33 @@ vqz_status vqz_zstd_compress(void *cctx_, int level, const uint8_t *src, size_t 
     if (!ZSTD_isError(r))
         r = ZSTD_CCtx_setPledgedSrcSize(cctx, n);
     ZSTD_outBuffer ob = {dst, cap, 0};
-    size_t done = 0;
     const char *why = NULL;
+    int last = -1;
+    size_t total = 0;
+    for (int i = 0; i < nseg; i++) {
+        total += seg[i];
+        if (seg[i] > 0)
+            last = i;
+    }
+    if (total != n)
+        why = "segments do not cover the input";
     /* A flush after each segment ends the block, so the next segment starts with its own literal
-     * statistics (and its own Huffman table when that pays). */
-    for (int i = 0; i < nseg && !ZSTD_isError(r) && !why; i++) {
+     * statistics (and its own Huffman table when that pays); the last one ends the frame. */
+    size_t done = 0;
+    for (int i = 0; i <= last && !ZSTD_isError(r) && !why; i++) {
         if (seg[i] == 0)
             continue;
+        ZSTD_EndDirective mode = i == last ? ZSTD_e_end : ZSTD_e_flush;
         ZSTD_inBuffer ib = {src + done, seg[i], 0};
         do {
-            r = ZSTD_compressStream2(cctx, &ob, &ib, ZSTD_e_flush);
+            r = ZSTD_compressStream2(cctx, &ob, &ib, mode);
         } while (!ZSTD_isError(r) && r != 0 && ob.pos < ob.size);
         if (!ZSTD_isError(r) && (r != 0 || ib.pos != ib.size))
             why = "output bound exceeded";
         done += seg[i];
     }
-    if (!ZSTD_isError(r) && !why && done != n)
-        why = "segments do not cover the input";
-    if (!ZSTD_isError(r) && !why) {
-        ZSTD_inBuffer ib = {src + n, 0, 0};
+    if (!ZSTD_isError(r) && !why && last < 0) { /* empty input: a frame with one empty block */
+        ZSTD_inBuffer ib = {src, 0, 0};
         do {
             r = ZSTD_compressStream2(cctx, &ob, &ib, ZSTD_e_end);
         } while (!ZSTD_isError(r) && r != 0 && ob.pos < ob.size);

@@ -97,9 +97,9 @@ TEST_CASE("bundles round-trip tensors and metadata in F32, F16 and BF16", "[bund
     REQUIRE(vqz_bundle_writer_add(w, "scale", 0, nullptr, &scalar, VQZ_DTYPE_F32) == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(w, "empty", 2, zs, nullptr, VQZ_DTYPE_F32) == VQZ_OK);
     const std::string tricky = "quote \" backslash \\ newline \n tab \t caf\xc3\xa9 \x01";
-    REQUIRE(vqz_bundle_writer_set_meta(w, "vqz.bundle_version", "1") == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(w, "vqz.name", "image-f16-l8") == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(w, "vqz.config", "{\"kind\":\"image\",\"D\":8}") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(w, "format", "vqz-bundle-1") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(w, "name", "image-f16-l8") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(w, "config", "{\"kind\":\"image\",\"D\":8}") == VQZ_OK);
     REQUIRE(vqz_bundle_writer_set_meta(w, "notes", "first") == VQZ_OK);
     REQUIRE(vqz_bundle_writer_set_meta(w, "notes", tricky.c_str()) == VQZ_OK); // replaces
     uint8_t sha[32];
@@ -150,7 +150,7 @@ TEST_CASE("bundles round-trip tensors and metadata in F32, F16 and BF16", "[bund
     REQUIRE(vqz_bundle_meta_count(bd) == 4);
     const char *k = nullptr;
     REQUIRE(vqz_bundle_meta_at(bd, 0, &k, &v) == VQZ_OK);
-    REQUIRE(std::string(k) == "vqz.bundle_version");
+    REQUIRE(std::string(k) == "format");
     vqz_bundle_free(bd);
 
     // An independent JSON parse of the header sees the same layout.
@@ -220,10 +220,10 @@ TEST_CASE("lookups name the tensor, the shapes and the file", "[bundle]")
     REQUIRE(vqz_bundle_get_f32(bd, "w", 1, s6, out) == VQZ_ERR_SHAPE);
     REQUIRE(contains(vqz_last_error(), "expected [6]"));
     const char *v;
-    REQUIRE(vqz_bundle_meta_get(bd, "vqz.config", &v) == VQZ_ERR_NOT_FOUND);
-    REQUIRE(contains(vqz_last_error(), "no metadata key \"vqz.config\""));
+    REQUIRE(vqz_bundle_meta_get(bd, "config", &v) == VQZ_ERR_NOT_FOUND);
+    REQUIRE(contains(vqz_last_error(), "no metadata key \"config\""));
     REQUIRE(vqz_bundle_check_vqz(bd) == VQZ_ERR_NOT_FOUND);
-    REQUIRE(contains(vqz_last_error(), "vqz.bundle_version"));
+    REQUIRE(contains(vqz_last_error(), "no metadata key \"format\""));
     vqz_bundle_free(bd);
 
     // Other dtypes are validated but not loadable as weights; NaN and Inf are refused with their place.
@@ -362,9 +362,9 @@ TEST_CASE("bundles are written atomically and hashed as whole files", "[bundle]"
     vqz_bundle_writer *bw = nullptr;
     REQUIRE(vqz_bundle_writer_create(&bw) == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(bw, "w", 1, s4, w, VQZ_DTYPE_F32) == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(bw, "vqz.bundle_version", "1") == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(bw, "vqz.name", "m") == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(bw, "vqz.config", "[1]") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "format", "vqz-bundle-1") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "name", "m") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "config", "[1]") == VQZ_OK);
     std::string missing = std::string(dir) + "/no/such/dir/model.safetensors";
     REQUIRE(vqz_bundle_writer_write_file(bw, missing.c_str(), nullptr) == VQZ_ERR_IO);
     uint8_t sha[32];
@@ -381,9 +381,15 @@ TEST_CASE("bundles are written atomically and hashed as whole files", "[bundle]"
     uint8_t got[32];
     vqz_bundle_sha256(bd, got);
     REQUIRE(std::memcmp(got, whole, 32) == 0);
-    // vqz.config must hold a JSON object with a "kind".
+    // config must hold a JSON object with a "kind".
     REQUIRE(vqz_bundle_check_vqz(bd) == VQZ_ERR_FORMAT);
-    REQUIRE(contains(vqz_last_error(), "model.safetensors: vqz.config is not a JSON object"));
+    REQUIRE(contains(vqz_last_error(), "model.safetensors: config is not a JSON object"));
+    vqz_bundle_free(bd);
+    // A bundle of another (future) format is refused by name.
+    bytes future = raw_bundle("{\"__metadata__\":{\"format\":\"vqz-bundle-2\",\"name\":\"m\",\"config\":\"{\\\"kind\\\":\\\"image\\\"}\"}}", {});
+    REQUIRE(vqz_bundle_open_memory(future.data(), future.size(), &bd) == VQZ_OK);
+    REQUIRE(vqz_bundle_check_vqz(bd) == VQZ_ERR_VERSION);
+    REQUIRE(contains(vqz_last_error(), "bundle format \"vqz-bundle-2\" is not supported (this reader: vqz-bundle-1)"));
     vqz_bundle_free(bd);
     REQUIRE(vqz_bundle_open_file((std::string(dir) + "/nope").c_str(), &bd) == VQZ_ERR_IO);
     REQUIRE(bd == nullptr);

@@ -95,9 +95,9 @@ bytes bundle_tiny(uint8_t sha[32])
     int64_t ws[2] = {2, 3}, bs[1] = {2};
     vqz_bundle_writer *bw = nullptr;
     REQUIRE(vqz_bundle_writer_create(&bw) == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(bw, "vqz.bundle_version", "1") == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(bw, "vqz.name", "tiny") == VQZ_OK);
-    REQUIRE(vqz_bundle_writer_set_meta(bw, "vqz.config", "{\"kind\":\"image\",\"D\":2}") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "format", "vqz-bundle-1") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "name", "tiny") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "config", "{\"kind\":\"image\",\"D\":2}") == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(bw, "dec.w", 2, ws, w, VQZ_DTYPE_F32) == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(bw, "enc.b", 1, bs, b, VQZ_DTYPE_F32) == VQZ_OK);
     uint64_t size = 0;
@@ -173,8 +173,8 @@ std::vector<Vector> bundle_vectors()
     bytes tiny = bundle_tiny(sha);
     v.push_back({"tiny-f32.safetensors", tiny,
                  bundle_expect_ok(tiny,
-                                  {{"vqz.bundle_version", "1"}, {"vqz.name", "tiny"},
-                                   {"vqz.config", "{\"kind\":\"image\",\"D\":2}"}},
+                                  {{"format", "vqz-bundle-1"}, {"name", "tiny"},
+                                   {"config", "{\"kind\":\"image\",\"D\":2}"}},
                                   {{"dec.w", {{2, 3}, {0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -0.125f}}},
                                    {"enc.b", {{2}, {1.0f, -2.0f}}}},
                                   {"F32", "F32"})});
@@ -785,6 +785,50 @@ TEST_CASE("the hex dumps in spec/ are the test vectors", "[format]")
         REQUIRE_FALSE(inside);
     }
     REQUIRE(blocks >= 2);
+}
+
+TEST_CASE("the worked examples of the spec hold", "[format]")
+{
+    // spec/vqz-format.md 10.1: sizes and offsets of image-minimal.vqz, its cut and its lower-rate copy.
+    bytes f = read_file(vqz_test_path("vectors/image-minimal.vqz"));
+    REQUIRE(f.size() == 194);
+    REQUIRE(vqz_get_u32(f.data() + OFF_HEADER_SIZE) == 168);
+    REQUIRE(frame_offset(f, 0, 0) == 0xa8);
+    REQUIRE(frame_offset(f, 1, 0) == 0xb5);
+    vqz_container *c = nullptr;
+    REQUIRE(vqz_container_open_memory(f.data(), 0xb5, nullptr, &c) == VQZ_OK);
+    REQUIRE(vqz_container_levels_available(c) == 1);
+    indices grid(4);
+    REQUIRE(vqz_container_read_level(c, 0, grid.data(), 4) == VQZ_OK);
+    REQUIRE(grid == indices({0, 1, 2, 3}));
+    REQUIRE(vqz_container_read_level(c, 1, grid.data(), 4) == VQZ_ERR_MISSING);
+    char path[] = "/tmp/vqz-test-spec-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    close(fd);
+    REQUIRE(vqz_container_write_levels(c, 1, path) == VQZ_OK);
+    vqz_container_free(c);
+    bytes g = read_file(path);
+    unlink(path);
+    REQUIRE(g.size() == 165);
+    REQUIRE(vqz_get_u32(g.data() + OFF_HEADER_SIZE) == 152);
+    REQUIRE(g[OFF_LEVELS] == 1);
+    REQUIRE(bytes(g.begin() + 152, g.end()) == bytes(f.begin() + 0xa8, f.begin() + 0xb5));
+    // The model of the vectors is the tiny bundle: the container names it by its SHA-256.
+    bytes tiny = read_file(vqz_test_path("vectors/tiny-f32.safetensors"));
+    vqz_bundle *b = nullptr;
+    REQUIRE(vqz_bundle_open_memory(tiny.data(), tiny.size(), &b) == VQZ_OK);
+    REQUIRE(vqz_bundle_check_vqz(b) == VQZ_OK);
+    uint8_t sha[32];
+    vqz_bundle_sha256(b, sha);
+    const char *name = nullptr;
+    REQUIRE(vqz_bundle_meta_get(b, "name", &name) == VQZ_OK);
+    REQUIRE(vqz_container_open_memory(f.data(), f.size(), nullptr, &c) == VQZ_OK);
+    REQUIRE(vqz_container_check_model(c, name, sha) == VQZ_OK);
+    vqz_container_free(c);
+    vqz_bundle_free(b);
+    // spec/bundle.md: the SHA-256 quoted there.
+    REQUIRE(hex(sha, 32) == "d1da83870ed6740ab38ee6f2abe4ed37c608542d6767c752aab31b5b40674357");
 }
 
 TEST_CASE("the independent Python reader agrees on every vector", "[format]")
