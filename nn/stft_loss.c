@@ -199,7 +199,8 @@ static vqz_status eval_res(vqz_stft_loss *l, const stft_res *s, const float *x, 
             #pragma omp atomic write
             failed = 1;
         }
-        #pragma omp for schedule(static)
+        /* dynamic: frames are independent, and a busy core should not hold up the other */
+        #pragma omp for schedule(dynamic, 8)
         for (int64_t fr = 0; fr < frames; fr++) {
             if (!ok)
                 continue;
@@ -258,7 +259,7 @@ static vqz_status eval_res(vqz_stft_loss *l, const stft_res *s, const float *x, 
                 #pragma omp atomic write
                 failed = 1;
             }
-            #pragma omp for schedule(static)
+            #pragma omp for schedule(dynamic, 4)
             for (int64_t task = 0; task < B * per_phase; task++) {
                 int64_t b = task / per_phase, f = 4 * (task % per_phase) + phase;
                 if (!ok || f >= F)
