@@ -11,7 +11,7 @@
 
 #include "common/status.h"
 #include "nn/adamw.h"
-#include "nn/model.h"
+#include "nn/net.h"
 
 static double now(void)
 {
@@ -47,10 +47,10 @@ int main(int argc, char **argv)
     }
     const char *row = argv[1];
     if (strcmp(row, "config") == 0 && argc > 2) { /* the preset's JSON, for the PyTorch twin */
-        vqz_model_config c;
+        vqz_net_config c;
         char *json = NULL;
-        CHECK(vqz_model_config_preset(strcmp(argv[2], "image") == 0 ? "image-base" : "audio-base", &c), "preset");
-        CHECK(vqz_model_config_to_json(&c, &json), "json");
+        CHECK(vqz_net_config_preset(strcmp(argv[2], "image") == 0 ? "image-base" : "audio-base", &c), "preset");
+        CHECK(vqz_net_config_to_json(&c, &json), "json");
         printf("%s\n", json);
         free(json);
         return 0;
@@ -59,11 +59,11 @@ int main(int argc, char **argv)
     int image = strncmp(row, "image", 5) == 0;
     const char *what = strchr(row, '-') ? strchr(row, '-') + 1 : "";
 
-    vqz_model_config cfg;
-    CHECK(vqz_model_config_preset(image ? "image-base" : "audio-base", &cfg), "preset");
-    vqz_model *m = NULL;
-    CHECK(vqz_model_create(&cfg, &m), "model");
-    CHECK(vqz_model_init(m, 1), "init");
+    vqz_net_config cfg;
+    CHECK(vqz_net_config_preset(image ? "image-base" : "audio-base", &cfg), "preset");
+    vqz_net *m = NULL;
+    CHECK(vqz_net_create(&cfg, &m), "model");
+    CHECK(vqz_net_init(m, 1), "init");
     vqz_nn_ctx *ctx = NULL;
     CHECK(vqz_nn_ctx_create(&ctx, VQZ_DEVICE_CPU, 0), "ctx");
     vqz_rng rng;
@@ -89,7 +89,7 @@ int main(int argc, char **argv)
     vqz_tensor yt = xt;
     yt.data = y;
     int64_t lh, lw;
-    CHECK(vqz_model_latent_size(m, h, w, &lh, &lw), "latent size");
+    CHECK(vqz_net_latent_size(m, h, w, &lh, &lw), "latent size");
     int32_t *idx = malloc((size_t)(cfg.levels * n * lh * lw) * sizeof(int32_t));
     if (!idx)
         die(VQZ_ERR_NOMEM, "indices");
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
     else
         o.l1_weight = o.stft_weight = 1.0f;
     if (strcmp(what, "train") == 0)
-        CHECK(vqz_model_enable_training(m), "training state");
+        CHECK(vqz_net_enable_training(m), "training state");
     else if (strcmp(what, "decode") == 0) /* random indices: the decode row's peak memory is the decoder's alone */
         for (int64_t i = 0; i < cfg.levels * n * lh * lw; i++)
             idx[i] = (int32_t)vqz_rng_below(&rng, (uint64_t)cfg.codebook_size);
@@ -117,12 +117,12 @@ int main(int argc, char **argv)
         double t0 = now();
         if (strcmp(what, "train") == 0) {
             vqz_train_stats st;
-            CHECK(vqz_model_train_grad(ctx, m, &xt, &o, &st), "train_grad");
-            CHECK(vqz_model_train_apply(ctx, m, &o, &rng, &st), "train_apply");
+            CHECK(vqz_net_train_grad(ctx, m, &xt, &o, &st), "train_grad");
+            CHECK(vqz_net_train_apply(ctx, m, &o, &rng, &st), "train_apply");
         } else if (strcmp(what, "encode") == 0) {
-            CHECK(vqz_model_encode(ctx, m, &xt, cfg.levels, idx), "encode");
+            CHECK(vqz_net_encode(ctx, m, &xt, cfg.levels, idx), "encode");
         } else if (strcmp(what, "decode") == 0) {
-            CHECK(vqz_model_decode(ctx, m, idx, cfg.levels, &yt), "decode");
+            CHECK(vqz_net_decode(ctx, m, idx, cfg.levels, &yt), "decode");
         } else {
             fprintf(stderr, "bench_nn: unknown row '%s'\n", row);
             return 1;
@@ -134,7 +134,7 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double enc_macs = 0, dec_macs = 0;
-    vqz_model_macs(m, h, w, &enc_macs, &dec_macs);
+    vqz_net_macs(m, h, w, &enc_macs, &dec_macs);
     printf("{\"impl\":\"vqz\",\"row\":\"%s\",\"n\":%lld,\"h\":%lld,\"w\":%lld,\"threads\":%d,\"median_s\":%.6f,"
            "\"first_s\":%.6f,\"peak_rss_mb\":%.1f,\"gmac_per_item\":%.3f}\n",
            row, (long long)n, (long long)h, (long long)w, ctx->threads, med, times[0], ru.ru_maxrss / 1024.0,
@@ -144,6 +144,6 @@ int main(int argc, char **argv)
     free(x);
     free(y);
     vqz_nn_ctx_free(ctx);
-    vqz_model_free(m);
+    vqz_net_free(m);
     return 0;
 }

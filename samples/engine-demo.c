@@ -11,7 +11,7 @@
 
 #include "common/status.h"
 #include "nn/adamw.h"
-#include "nn/model.h"
+#include "nn/net.h"
 
 static double now(void)
 {
@@ -73,8 +73,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: engine-demo [--steps N] image.png [more.png ...]\n");
         return 1;
     }
-    vqz_model_config cfg;
-    CHECK(vqz_model_config_preset("image-small", &cfg), "preset");
+    vqz_net_config cfg;
+    CHECK(vqz_net_config_preset("image-small", &cfg), "preset");
     cfg.channels[0] = 16;
     cfg.channels[1] = 32;
     cfg.channels[2] = 48;
@@ -83,11 +83,11 @@ int main(int argc, char **argv)
     cfg.latent_dim = 16;
     cfg.levels = 4;
     cfg.codebook_size = 256;
-    vqz_model *m = NULL;
+    vqz_net *m = NULL;
     vqz_nn_ctx *ctx = NULL;
-    CHECK(vqz_model_create(&cfg, &m), "model");
-    CHECK(vqz_model_init(m, 1), "init");
-    CHECK(vqz_model_enable_training(m), "training state");
+    CHECK(vqz_net_create(&cfg, &m), "model");
+    CHECK(vqz_net_init(m, 1), "init");
+    CHECK(vqz_net_enable_training(m), "training state");
     CHECK(vqz_nn_ctx_create(&ctx, VQZ_DEVICE_AUTO, 0), "context");
 
     int tw, th;
@@ -118,12 +118,12 @@ int main(int argc, char **argv)
                            train + ((size_t)c * th + y0 + i) * tw + x0, P * sizeof(float));
         }
         if (step == 0)
-            CHECK(vqz_model_kmeans_init(ctx, m, &bt, 5, &rng), "k-means");
+            CHECK(vqz_net_kmeans_init(ctx, m, &bt, 5, &rng), "k-means");
         o.lr = vqz_lr_at(2e-3f, step, 20, steps, 0.05f);
         o.n_levels = vqz_rvq_dropout_levels(&rng, cfg.levels, 0.5f);
         vqz_train_stats st;
-        CHECK(vqz_model_train_grad(ctx, m, &bt, &o, &st), "train");
-        CHECK(vqz_model_train_apply(ctx, m, &o, &rng, &st), "train");
+        CHECK(vqz_net_train_grad(ctx, m, &bt, &o, &st), "train");
+        CHECK(vqz_net_train_apply(ctx, m, &o, &rng, &st), "train");
         if (step % 50 == 0 || step == steps - 1)
             printf("  step %4d  mse %.5f  commit %.5f  levels %d  perplexity L1 %.0f  (%.1f s)\n", step, st.recon,
                    st.commit, st.n_levels, st.usage[0].perplexity, now() - t0);
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
         float *img = load_png(argv[a], &w, &h);
         if (!img)
             return 2;
-        int f = vqz_model_stride(m), pw = (w + f - 1) / f * f, ph = (h + f - 1) / f * f;
+        int f = vqz_net_stride(m), pw = (w + f - 1) / f * f, ph = (h + f - 1) / f * f;
         float *x = malloc((size_t)3 * pw * ph * sizeof(float)), *y = malloc((size_t)3 * pw * ph * sizeof(float));
         /* edge replication to a multiple of the stride */
         for (int c = 0; c < 3; c++)
@@ -147,11 +147,11 @@ int main(int argc, char **argv)
         vqz_tensor xt = vqz_t4(x, 1, 3, ph, pw), yt = vqz_t4(y, 1, 3, ph, pw);
         int32_t *idx = malloc((size_t)cfg.levels * (ph / f) * (pw / f) * sizeof(int32_t));
         double te = now();
-        CHECK(vqz_model_encode(ctx, m, &xt, cfg.levels, idx), "encode");
+        CHECK(vqz_net_encode(ctx, m, &xt, cfg.levels, idx), "encode");
         te = now() - te;
         for (int L = 1; L <= cfg.levels; L++) {
             double td = now();
-            CHECK(vqz_model_decode(ctx, m, idx, L, &yt), "decode");
+            CHECK(vqz_net_decode(ctx, m, idx, L, &yt), "decode");
             td = now() - td;
             double se = 0;
             for (int c = 0; c < 3; c++)
@@ -172,6 +172,6 @@ int main(int argc, char **argv)
         free(img);
     }
     vqz_nn_ctx_free(ctx);
-    vqz_model_free(m);
+    vqz_net_free(m);
     return 0;
 }

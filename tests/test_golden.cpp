@@ -15,7 +15,7 @@ extern "C" {
 #include "common/status.h"
 #include "format/bundle.h"
 #include "nn/adamw.h"
-#include "nn/model.h"
+#include "nn/net.h"
 }
 
 namespace {
@@ -86,10 +86,10 @@ double rel_scalar(double a, double b)
 void check_case(const std::string &file)
 {
     Golden g(file);
-    vqz_model_config cfg;
-    REQUIRE(vqz_model_config_from_json(g.meta("config").c_str(), &cfg) == VQZ_OK);
-    vqz_model *m = nullptr;
-    REQUIRE(vqz_model_create(&cfg, &m) == VQZ_OK);
+    vqz_net_config cfg;
+    REQUIRE(vqz_net_config_from_json(g.meta("config").c_str(), &cfg) == VQZ_OK);
+    vqz_net *m = nullptr;
+    REQUIRE(vqz_net_create(&cfg, &m) == VQZ_OK);
     vqz_nn_ctx *ctx = nullptr;
     REQUIRE(vqz_nn_ctx_create(&ctx, VQZ_DEVICE_CPU, 0) == VQZ_OK);
 
@@ -99,7 +99,7 @@ void check_case(const std::string &file)
         INFO(p->name);
         REQUIRE(vqz_bundle_get_f32(g.b, p->name, p->ndim, p->shape, m->params + p->offset) == VQZ_OK);
     }
-    REQUIRE(vqz_model_enable_training(m) == VQZ_OK);
+    REQUIRE(vqz_net_enable_training(m) == VQZ_OK);
     m->rvq.dead_threshold = 0.0f; // the golden EMA step has no restarts
 
     std::vector<int64_t> xs = g.shape("input");
@@ -110,15 +110,15 @@ void check_case(const std::string &file)
     std::vector<int64_t> zs = g.shape("z");
     std::vector<float> zref = g.f32("z"), z(zref.size());
     vqz_tensor zt = zs.size() == 4 ? vqz_t4(z.data(), zs[0], zs[1], zs[2], zs[3]) : vqz_t3(z.data(), zs[0], zs[1], zs[2]);
-    REQUIRE(vqz_model_encode_latent(ctx, m, &xt, &zt) == VQZ_OK);
+    REQUIRE(vqz_net_encode_latent(ctx, m, &xt, &zt) == VQZ_OK);
     double ez = rel_err(z, zref);
     std::vector<int32_t> iref = g.i32("indices"), idx(iref.size());
-    REQUIRE(vqz_model_encode(ctx, m, &xt, cfg.levels, idx.data()) == VQZ_OK);
+    REQUIRE(vqz_net_encode(ctx, m, &xt, cfg.levels, idx.data()) == VQZ_OK);
     REQUIRE(idx == iref);
     std::vector<float> yref = g.f32("y"), y(yref.size());
     vqz_tensor yt = xt;
     yt.data = y.data();
-    REQUIRE(vqz_model_decode(ctx, m, idx.data(), cfg.levels, &yt) == VQZ_OK);
+    REQUIRE(vqz_net_decode(ctx, m, idx.data(), cfg.levels, &yt) == VQZ_OK);
     double ey = rel_err(y, yref);
 
     // training step: losses and every gradient
@@ -130,16 +130,16 @@ void check_case(const std::string &file)
     o.grad_clip = 1.0f;
     o.n_levels = cfg.levels;
     o.ema = 1;
-    if (cfg.kind == VQZ_MODEL_IMAGE) {
+    if (cfg.kind == VQZ_NET_IMAGE) {
         o.mse_weight = 1.0f;
     } else {
         o.l1_weight = 1.0f;
         o.stft_weight = 1.0f;
         const int sizes[2] = {32, 64};
-        REQUIRE(vqz_model_set_stft_sizes(m, sizes, 2) == VQZ_OK);
+        REQUIRE(vqz_net_set_stft_sizes(m, sizes, 2) == VQZ_OK);
     }
     vqz_train_stats st;
-    REQUIRE(vqz_model_train_grad(ctx, m, &xt, &o, &st) == VQZ_OK);
+    REQUIRE(vqz_net_train_grad(ctx, m, &xt, &o, &st) == VQZ_OK);
     double el = rel_scalar(st.loss, g.meta_num("loss.total"));
     double ec = rel_scalar(st.commit, g.meta_num("loss.commit"));
     double egrad = 0;
@@ -173,7 +173,7 @@ void check_case(const std::string &file)
     }
     vqz_rng rng;
     vqz_rng_seed(&rng, 1);
-    REQUIRE(vqz_model_train_apply(ctx, m, &o, &rng, &st) == VQZ_OK);
+    REQUIRE(vqz_net_train_apply(ctx, m, &o, &rng, &st) == VQZ_OK);
     CHECK(rel_scalar(st.grad_norm, g.meta_num("grad_norm")) <= TOL);
     double estep = 0;
     for (int i = 0; i < m->n_tensors; i++) {
@@ -195,7 +195,7 @@ void check_case(const std::string &file)
     CHECK(esum <= TOL);
 
     vqz_nn_ctx_free(ctx);
-    vqz_model_free(m);
+    vqz_net_free(m);
 }
 
 } // namespace

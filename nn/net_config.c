@@ -1,26 +1,26 @@
-/* model_config.c — model configuration to and from the JSON object of spec/models.md §1. */
+/* net_config.c — network configuration to and from the JSON object of spec/models.md §1. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "common/status.h"
-#include "nn/model.h"
+#include "nn/net.h"
 
 static const char *act_name(vqz_act a)
 {
     return a == VQZ_ACT_SILU ? "silu" : a == VQZ_ACT_ELU ? "elu" : "snake";
 }
 
-vqz_status vqz_model_config_to_json(const vqz_model_config *c, char **json)
+vqz_status vqz_net_config_to_json(const vqz_net_config *c, char **json)
 {
-    VQZ_TRY(vqz_model_config_check(c));
+    VQZ_TRY(vqz_net_config_check(c));
     *json = NULL;
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return vqz_fail(VQZ_ERR_NOMEM, "config: out of memory");
     int ok = 1;
-    ok &= cJSON_AddStringToObject(o, "kind", c->kind == VQZ_MODEL_IMAGE ? "image" : "audio") != NULL;
+    ok &= cJSON_AddStringToObject(o, "kind", c->kind == VQZ_NET_IMAGE ? "image" : "audio") != NULL;
     ok &= cJSON_AddNumberToObject(o, "in_channels", c->in_channels) != NULL;
     cJSON *ch = cJSON_CreateIntArray(c->channels, c->n_stages + 1);
     cJSON *st = cJSON_CreateIntArray(c->strides, c->n_stages);
@@ -36,7 +36,7 @@ vqz_status vqz_model_config_to_json(const vqz_model_config *c, char **json)
     ok &= cJSON_AddNumberToObject(o, "res_scale", c->res_scale) != NULL;
     ok &= cJSON_AddStringToObject(o, "activation", act_name(c->activation)) != NULL;
     ok &= cJSON_AddBoolToObject(o, "weight_norm", c->weight_norm) != NULL;
-    if (c->kind == VQZ_MODEL_AUDIO)
+    if (c->kind == VQZ_NET_AUDIO)
         ok &= cJSON_AddNumberToObject(o, "sample_rate", c->sample_rate) != NULL;
     char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -76,15 +76,15 @@ static vqz_status get_int_array(const cJSON *o, const char *key, int *out, int m
     return VQZ_OK;
 }
 
-static vqz_status parse(const cJSON *o, vqz_model_config *c)
+static vqz_status parse(const cJSON *o, vqz_net_config *c)
 {
     VQZ_FAIL_IF(!cJSON_IsObject(o), VQZ_ERR_FORMAT, "config: not a JSON object");
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
     VQZ_FAIL_IF(!cJSON_IsString(kind), VQZ_ERR_FORMAT, "config: missing string key 'kind'");
     if (strcmp(kind->valuestring, "image") == 0)
-        c->kind = VQZ_MODEL_IMAGE;
+        c->kind = VQZ_NET_IMAGE;
     else if (strcmp(kind->valuestring, "audio") == 0)
-        c->kind = VQZ_MODEL_AUDIO;
+        c->kind = VQZ_NET_AUDIO;
     else
         return vqz_fail(VQZ_ERR_FORMAT, "config: unknown kind '%s'", kind->valuestring);
     int nch = 0, nst = 0;
@@ -116,11 +116,11 @@ static vqz_status parse(const cJSON *o, vqz_model_config *c)
     const cJSON *wn = cJSON_GetObjectItemCaseSensitive(o, "weight_norm");
     VQZ_FAIL_IF(wn && !cJSON_IsBool(wn), VQZ_ERR_FORMAT, "config: 'weight_norm' must be true or false");
     c->weight_norm = wn && cJSON_IsTrue(wn);
-    VQZ_TRY(get_int(o, "sample_rate", c->kind == VQZ_MODEL_AUDIO, &c->sample_rate));
+    VQZ_TRY(get_int(o, "sample_rate", c->kind == VQZ_NET_AUDIO, &c->sample_rate));
     return VQZ_OK;
 }
 
-vqz_status vqz_model_config_from_json(const char *json, vqz_model_config *c)
+vqz_status vqz_net_config_from_json(const char *json, vqz_net_config *c)
 {
     VQZ_FAIL_IF(!json || !c, VQZ_ERR_INVALID_ARG, "config: NULL argument");
     memset(c, 0, sizeof *c);
@@ -129,7 +129,7 @@ vqz_status vqz_model_config_from_json(const char *json, vqz_model_config *c)
     vqz_status s = parse(o, c);
     cJSON_Delete(o);
     VQZ_TRY(s);
-    VQZ_FAIL_IF(c->kind == VQZ_MODEL_IMAGE && c->weight_norm, VQZ_ERR_FORMAT,
+    VQZ_FAIL_IF(c->kind == VQZ_NET_IMAGE && c->weight_norm, VQZ_ERR_FORMAT,
                 "config: weight_norm is only defined for audio models");
-    return vqz_model_config_check(c);
+    return vqz_net_config_check(c);
 }

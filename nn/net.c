@@ -1,6 +1,6 @@
-/* model.c — builds the image and audio graphs of spec/models.md over one flat parameter block, and runs
+/* net.c — builds the image and audio graphs of spec/models.md over one flat parameter block, and runs
  * inference and the training step through the graph executor, the RVQ and the losses. */
-#include "nn/model.h"
+#include "nn/net.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,10 +14,10 @@
 
 /* ------------------------------------------------------------------------------ configuration */
 
-vqz_status vqz_model_config_check(const vqz_model_config *c)
+vqz_status vqz_net_config_check(const vqz_net_config *c)
 {
     VQZ_FAIL_IF(!c, VQZ_ERR_INVALID_ARG, "model config is NULL");
-    VQZ_FAIL_IF(c->kind != VQZ_MODEL_IMAGE && c->kind != VQZ_MODEL_AUDIO, VQZ_ERR_INVALID_ARG,
+    VQZ_FAIL_IF(c->kind != VQZ_NET_IMAGE && c->kind != VQZ_NET_AUDIO, VQZ_ERR_INVALID_ARG,
                 "model config: kind %d is neither image nor audio", (int)c->kind);
     VQZ_FAIL_IF(c->n_stages < 1 || c->n_stages > VQZ_MAX_STAGES, VQZ_ERR_INVALID_ARG,
                 "model config: %d stages (1..%d)", c->n_stages, VQZ_MAX_STAGES);
@@ -29,7 +29,7 @@ vqz_status vqz_model_config_check(const vqz_model_config *c)
     for (int i = 0; i < c->n_stages; i++) {
         VQZ_FAIL_IF(c->strides[i] < 1 || c->strides[i] > 16, VQZ_ERR_INVALID_ARG,
                     "model config: strides[%d] = %d (1..16)", i, c->strides[i]);
-        VQZ_FAIL_IF(c->kind == VQZ_MODEL_IMAGE && c->strides[i] != 2, VQZ_ERR_INVALID_ARG,
+        VQZ_FAIL_IF(c->kind == VQZ_NET_IMAGE && c->strides[i] != 2, VQZ_ERR_INVALID_ARG,
                     "model config: image strides must be 2 (strides[%d] = %d)", i, c->strides[i]);
     }
     VQZ_FAIL_IF(c->res_blocks < 0 || c->res_blocks > 16, VQZ_ERR_INVALID_ARG,
@@ -44,7 +44,7 @@ vqz_status vqz_model_config_check(const vqz_model_config *c)
                 "model config: unknown activation %d", (int)c->activation);
     VQZ_FAIL_IF(!(c->res_scale > 0 && c->res_scale <= 10), VQZ_ERR_INVALID_ARG,
                 "model config: res_scale %g (0..10]", (double)c->res_scale);
-    if (c->kind == VQZ_MODEL_AUDIO) {
+    if (c->kind == VQZ_NET_AUDIO) {
         VQZ_FAIL_IF(c->sample_rate < 1000 || c->sample_rate > 384000, VQZ_ERR_INVALID_ARG,
                     "model config: sample_rate %d (1000..384000)", c->sample_rate);
         for (int i = 0; i <= c->n_stages; i++)
@@ -54,7 +54,7 @@ vqz_status vqz_model_config_check(const vqz_model_config *c)
     return VQZ_OK;
 }
 
-vqz_status vqz_model_config_preset(const char *name, vqz_model_config *c)
+vqz_status vqz_net_config_preset(const char *name, vqz_net_config *c)
 {
     memset(c, 0, sizeof *c);
     c->res_scale = 1.0f;
@@ -63,7 +63,7 @@ vqz_status vqz_model_config_preset(const char *name, vqz_model_config *c)
         const int *ch = strcmp(name, "image-small") == 0 ? small : base;
         VQZ_FAIL_IF(strcmp(name, "image-small") && strcmp(name, "image-base"), VQZ_ERR_NOT_FOUND,
                     "no model preset named '%s'", name);
-        c->kind = VQZ_MODEL_IMAGE;
+        c->kind = VQZ_NET_IMAGE;
         c->in_channels = 3;
         c->n_stages = 3;
         for (int i = 0; i < 4; i++)
@@ -81,7 +81,7 @@ vqz_status vqz_model_config_preset(const char *name, vqz_model_config *c)
                     "no model preset named '%s'", name);
         int base = strcmp(name, "audio-small") == 0 ? 16 : 32;
         static const int strides[] = {2, 4, 5, 8};
-        c->kind = VQZ_MODEL_AUDIO;
+        c->kind = VQZ_NET_AUDIO;
         c->in_channels = 1;
         c->n_stages = 4;
         for (int i = 0; i <= 4; i++)
@@ -98,14 +98,14 @@ vqz_status vqz_model_config_preset(const char *name, vqz_model_config *c)
     } else {
         return vqz_fail(VQZ_ERR_NOT_FOUND, "no model preset named '%s'", name);
     }
-    return vqz_model_config_check(c);
+    return vqz_net_config_check(c);
 }
 
 /* ------------------------------------------------------------------------------ parameter table */
 
 /* Registers a tensor; offsets are assigned later (weights with decay first, then the other trainable
  * tensors, then codebooks). Returns its id or -1. */
-static int add_param(vqz_model *m, const char *name, int ndim, const int64_t *shape, int decay,
+static int add_param(vqz_net *m, const char *name, int ndim, const int64_t *shape, int decay,
                      int trainable, float gain)
 {
     if (m->n_tensors == m->cap_tensors) {
@@ -134,7 +134,7 @@ typedef struct {
 
 /* Registers a convolution's tensors: weight (or weight_v/weight_g) and bias. For a transposed conv
  * the stored weight is [in, out, k] and weight norm runs over its first dimension. */
-static int conv_params(vqz_model *m, const char *prefix, int64_t cin, int64_t cout, int k, int dims,
+static int conv_params(vqz_net *m, const char *prefix, int64_t cin, int64_t cout, int k, int dims,
                        int transposed, int wn, float gain, conv_ids *ids)
 {
     char name[96];
@@ -164,7 +164,7 @@ static int conv_params(vqz_model *m, const char *prefix, int64_t cin, int64_t co
 
 /* Builder state: the graph under construction and a sticky failure flag. */
 typedef struct {
-    vqz_model *m;
+    vqz_net *m;
     vqz_graph *g;
     int fail;
 } builder;
@@ -178,7 +178,7 @@ static int b_conv(builder *b, const char *prefix, int x, int64_t cout, int k, in
     }
     conv_ids id;
     int64_t cin = b->g->slots[x].channels;
-    int wn = b->m->cfg.kind == VQZ_MODEL_AUDIO && b->m->cfg.weight_norm;
+    int wn = b->m->cfg.kind == VQZ_NET_AUDIO && b->m->cfg.weight_norm;
     if (conv_params(b->m, prefix, cin, cout, k, b->g->dims, 0, wn, gain, &id) < 0) {
         b->fail = 1;
         return -1;
@@ -251,9 +251,9 @@ static int resunit1d(builder *b, const char *prefix, int x, int dil)
     return y;
 }
 
-static vqz_status build_image(vqz_model *m)
+static vqz_status build_image(vqz_net *m)
 {
-    const vqz_model_config *c = &m->cfg;
+    const vqz_net_config *c = &m->cfg;
     char name[96], sub[96];
     int S = c->n_stages;
     builder b = {m, &m->enc, 0};
@@ -299,9 +299,9 @@ static vqz_status build_image(vqz_model *m)
     return b.fail ? vqz_fail(VQZ_ERR_NOMEM, "model: out of memory building the image graphs") : VQZ_OK;
 }
 
-static vqz_status build_audio(vqz_model *m)
+static vqz_status build_audio(vqz_net *m)
 {
-    const vqz_model_config *c = &m->cfg;
+    const vqz_net_config *c = &m->cfg;
     char name[96], sub[96];
     int S = c->n_stages;
     builder b = {m, &m->enc, 0};
@@ -351,7 +351,7 @@ static vqz_status build_audio(vqz_model *m)
 }
 
 /* Assigns offsets (decayed, other trainable, codebooks), allocates the block and the views. */
-static vqz_status layout_params(vqz_model *m)
+static vqz_status layout_params(vqz_net *m)
 {
     int64_t off = 0;
     for (int pass = 0; pass < 3; pass++) {
@@ -389,23 +389,23 @@ static vqz_status layout_params(vqz_model *m)
     return VQZ_OK;
 }
 
-vqz_status vqz_model_create(const vqz_model_config *cfg, vqz_model **out)
+vqz_status vqz_net_create(const vqz_net_config *cfg, vqz_net **out)
 {
-    VQZ_FAIL_IF(!out, VQZ_ERR_INVALID_ARG, "vqz_model_create: out is NULL");
+    VQZ_FAIL_IF(!out, VQZ_ERR_INVALID_ARG, "vqz_net_create: out is NULL");
     *out = NULL;
-    VQZ_TRY(vqz_model_config_check(cfg));
-    vqz_model *m = calloc(1, sizeof *m);
+    VQZ_TRY(vqz_net_config_check(cfg));
+    vqz_net *m = calloc(1, sizeof *m);
     if (!m)
         return vqz_fail(VQZ_ERR_NOMEM, "model: out of memory");
     m->cfg = *cfg;
-    vqz_status s = cfg->kind == VQZ_MODEL_IMAGE ? build_image(m) : build_audio(m);
+    vqz_status s = cfg->kind == VQZ_NET_IMAGE ? build_image(m) : build_audio(m);
     if (s == VQZ_OK) {
         int64_t shape[3] = {cfg->levels, cfg->codebook_size, cfg->latent_dim};
         m->cb = add_param(m, "rvq.codebooks", 3, shape, 0, 0, 0);
         s = m->cb < 0 ? vqz_fail(VQZ_ERR_NOMEM, "model: out of memory") : layout_params(m);
     }
     if (s != VQZ_OK) {
-        vqz_model_free(m);
+        vqz_net_free(m);
         return s;
     }
     m->rvq.levels = cfg->levels;
@@ -419,7 +419,7 @@ vqz_status vqz_model_create(const vqz_model_config *cfg, vqz_model **out)
     return VQZ_OK;
 }
 
-void vqz_model_free(vqz_model *m)
+void vqz_net_free(vqz_net *m)
 {
     if (!m)
         return;
@@ -443,7 +443,7 @@ void vqz_model_free(vqz_model *m)
     free(m);
 }
 
-int vqz_model_find(const vqz_model *m, const char *name)
+int vqz_net_find(const vqz_net *m, const char *name)
 {
     for (int i = 0; i < m->n_tensors; i++)
         if (strcmp(m->info[i].name, name) == 0)
@@ -457,14 +457,14 @@ static int name_ends(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-vqz_status vqz_model_check_weights(const vqz_model *m)
+vqz_status vqz_net_check_weights(const vqz_net *m)
 {
     for (int i = 0; i < m->n_tensors; i++)
         VQZ_TRY(vqz_tensor_check_finite(&m->views[i], m->info[i].name));
     return VQZ_OK;
 }
 
-vqz_status vqz_model_init(vqz_model *m, uint64_t seed)
+vqz_status vqz_net_init(vqz_net *m, uint64_t seed)
 {
     vqz_rng rng;
     vqz_rng_seed(&rng, seed);
@@ -477,7 +477,7 @@ vqz_status vqz_model_init(vqz_model *m, uint64_t seed)
         } else if (name_ends(p->name, ".weight") || name_ends(p->name, ".weight_v")) {
             /* fan_in: the layer's input channels times kernel elements (a transposed conv stores
              * [in, out, k]) */
-            int transposed = strstr(p->name, ".up.") != NULL && m->cfg.kind == VQZ_MODEL_AUDIO;
+            int transposed = strstr(p->name, ".up.") != NULL && m->cfg.kind == VQZ_NET_AUDIO;
             int64_t fan_in = (transposed ? p->shape[0] : p->shape[1]) * p->shape[2] * (p->ndim == 4 ? p->shape[3] : 1);
             float std = p->init_gain * sqrtf(2.0f / (float)fan_in);
             vqz_rng_fill_normal(&rng, d, n, 0.0f, std);
@@ -495,7 +495,7 @@ vqz_status vqz_model_init(vqz_model *m, uint64_t seed)
             continue;
         char vname[96];
         snprintf(vname, sizeof vname, "%.*s.weight_v", (int)(strlen(p->name) - 9), p->name);
-        int v = vqz_model_find(m, vname);
+        int v = vqz_net_find(m, vname);
         if (v < 0)
             return vqz_fail(VQZ_ERR_INTERNAL, "model: %s has no matching %s", p->name, vname);
         int64_t rows = m->views[v].shape[0], per = vqz_tensor_numel(&m->views[v]) / rows;
@@ -512,7 +512,7 @@ vqz_status vqz_model_init(vqz_model *m, uint64_t seed)
     return VQZ_OK;
 }
 
-vqz_status vqz_model_enable_training(vqz_model *m)
+vqz_status vqz_net_enable_training(vqz_net *m)
 {
     if (m->grads)
         return VQZ_OK;
@@ -539,7 +539,7 @@ vqz_status vqz_model_enable_training(vqz_model *m)
 
 /* ------------------------------------------------------------------------------ sizes */
 
-int vqz_model_stride(const vqz_model *m)
+int vqz_net_stride(const vqz_net *m)
 {
     int f = 1;
     for (int i = 0; i < m->cfg.n_stages; i++)
@@ -547,10 +547,10 @@ int vqz_model_stride(const vqz_model *m)
     return f;
 }
 
-vqz_status vqz_model_latent_size(const vqz_model *m, int64_t h, int64_t w, int64_t *lh, int64_t *lw)
+vqz_status vqz_net_latent_size(const vqz_net *m, int64_t h, int64_t w, int64_t *lh, int64_t *lw)
 {
-    int f = vqz_model_stride(m);
-    int image = m->cfg.kind == VQZ_MODEL_IMAGE;
+    int f = vqz_net_stride(m);
+    int image = m->cfg.kind == VQZ_NET_IMAGE;
     VQZ_FAIL_IF(h <= 0 || h % f != 0 || (image && (w <= 0 || w % f != 0)), VQZ_ERR_SHAPE,
                 "model: input size %lldx%lld is not a positive multiple of the model stride %d",
                 (long long)h, (long long)w, f);
@@ -559,7 +559,7 @@ vqz_status vqz_model_latent_size(const vqz_model *m, int64_t h, int64_t w, int64
     return VQZ_OK;
 }
 
-void vqz_model_halo(const vqz_model *m, double *enc_radius, double *dec_radius)
+void vqz_net_halo(const vqz_net *m, double *enc_radius, double *dec_radius)
 {
     if (enc_radius)
         *enc_radius = vqz_graph_radius(&m->enc);
@@ -567,10 +567,10 @@ void vqz_model_halo(const vqz_model *m, double *enc_radius, double *dec_radius)
         *dec_radius = vqz_graph_radius(&m->dec);
 }
 
-void vqz_model_macs(const vqz_model *m, int64_t h, int64_t w, double *enc_macs, double *dec_macs)
+void vqz_net_macs(const vqz_net *m, int64_t h, int64_t w, double *enc_macs, double *dec_macs)
 {
-    int f = vqz_model_stride(m);
-    int image = m->cfg.kind == VQZ_MODEL_IMAGE;
+    int f = vqz_net_stride(m);
+    int image = m->cfg.kind == VQZ_NET_IMAGE;
     if (enc_macs)
         *enc_macs = vqz_graph_macs(&m->enc, 1, h, image ? w : 1);
     if (dec_macs)
@@ -580,16 +580,16 @@ void vqz_model_macs(const vqz_model *m, int64_t h, int64_t w, double *enc_macs, 
 /* ------------------------------------------------------------------------------ inference */
 
 /* Checks the input tensor against the model and returns its spatial size. */
-static vqz_status check_input(const vqz_model *m, const vqz_tensor *x, int64_t *h, int64_t *w)
+static vqz_status check_input(const vqz_net *m, const vqz_tensor *x, int64_t *h, int64_t *w)
 {
-    int image = m->cfg.kind == VQZ_MODEL_IMAGE;
+    int image = m->cfg.kind == VQZ_NET_IMAGE;
     VQZ_FAIL_IF(x->ndim != (image ? 4 : 3) || x->shape[1] != m->cfg.in_channels, VQZ_ERR_SHAPE,
                 "model: input must be [N, %d, %s], got a %d-D tensor with %lld channels", m->cfg.in_channels,
                 image ? "H, W" : "T", x->ndim, (long long)x->shape[1]);
     *h = x->shape[2];
     *w = image ? x->shape[3] : 1;
     int64_t lh, lw;
-    return vqz_model_latent_size(m, *h, *w, &lh, &lw);
+    return vqz_net_latent_size(m, *h, *w, &lh, &lw);
 }
 
 /* The encoder output slot as an RVQ input [N, D, positions]. */
@@ -600,7 +600,7 @@ static vqz_tensor latent_rows(const vqz_graph *g, int slot)
     return vqz_t3(t.data, t.shape[0], t.shape[1], s);
 }
 
-static vqz_status run_encoder(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x, int train)
+static vqz_status run_encoder(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int train)
 {
     int64_t h = 0, w = 0;
     VQZ_TRY(check_input(m, x, &h, &w));
@@ -609,7 +609,7 @@ static vqz_status run_encoder(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x
     return vqz_graph_forward(ctx, &m->enc, &m->pv, x);
 }
 
-vqz_status vqz_model_encode_latent(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x, vqz_tensor *z)
+vqz_status vqz_net_encode_latent(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, vqz_tensor *z)
 {
     VQZ_TRY(run_encoder(ctx, m, x, 0));
     vqz_tensor out = vqz_graph_slot(&m->enc, m->enc.output_slot);
@@ -618,7 +618,7 @@ vqz_status vqz_model_encode_latent(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tens
     return VQZ_OK;
 }
 
-vqz_status vqz_model_encode(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x, int n_levels, int32_t *idx)
+vqz_status vqz_net_encode(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int n_levels, int32_t *idx)
 {
     VQZ_FAIL_IF(n_levels < 1 || n_levels > m->cfg.levels, VQZ_ERR_INVALID_ARG, "model: %d levels asked, model has %d",
                 n_levels, m->cfg.levels);
@@ -627,13 +627,13 @@ vqz_status vqz_model_encode(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x, 
     return vqz_rvq_encode(ctx, &m->rvq, &z, n_levels, idx, NULL);
 }
 
-vqz_status vqz_model_decode(vqz_nn_ctx *ctx, vqz_model *m, const int32_t *idx, int n_levels, vqz_tensor *y)
+vqz_status vqz_net_decode(vqz_nn_ctx *ctx, vqz_net *m, const int32_t *idx, int n_levels, vqz_tensor *y)
 {
     VQZ_FAIL_IF(n_levels < 1 || n_levels > m->cfg.levels, VQZ_ERR_INVALID_ARG, "model: %d levels asked, model has %d",
                 n_levels, m->cfg.levels);
     int64_t h = 0, w = 0, lh = 0, lw = 0;
     VQZ_TRY(check_input(m, y, &h, &w));
-    VQZ_TRY(vqz_model_latent_size(m, h, w, &lh, &lw));
+    VQZ_TRY(vqz_net_latent_size(m, h, w, &lh, &lw));
     VQZ_TRY(vqz_graph_plan(&m->dec, y->shape[0], lh, lw, 0));
     vqz_tensor zq = latent_rows(&m->dec, m->dec.input_slot);
     VQZ_TRY(vqz_rvq_decode(ctx, &m->rvq, idx, n_levels, &zq));
@@ -646,7 +646,7 @@ vqz_status vqz_model_decode(vqz_nn_ctx *ctx, vqz_model *m, const int32_t *idx, i
 
 /* ------------------------------------------------------------------------------ training */
 
-static vqz_status grow_scratch(vqz_model *m, int64_t floats, int64_t idx_count)
+static vqz_status grow_scratch(vqz_net *m, int64_t floats, int64_t idx_count)
 {
     if (floats > m->buf_cap) {
         free(m->buf_dy);
@@ -671,10 +671,10 @@ static vqz_status grow_scratch(vqz_model *m, int64_t floats, int64_t idx_count)
     return VQZ_OK;
 }
 
-vqz_status vqz_model_train_grad(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x, const vqz_train_opts *o,
+vqz_status vqz_net_train_grad(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, const vqz_train_opts *o,
                                 vqz_train_stats *st)
 {
-    VQZ_FAIL_IF(!m->grads, VQZ_ERR_INVALID_ARG, "model: training step before vqz_model_enable_training");
+    VQZ_FAIL_IF(!m->grads, VQZ_ERR_INVALID_ARG, "model: training step before vqz_net_enable_training");
     int nq = o->n_levels;
     VQZ_FAIL_IF(nq < 1 || nq > m->cfg.levels, VQZ_ERR_INVALID_ARG, "model: %d levels asked, model has %d", nq,
                 m->cfg.levels);
@@ -702,7 +702,7 @@ vqz_status vqz_model_train_grad(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor 
     dy.data = m->buf_dy;
     tmp.data = m->buf_tmp;
     int have = 0;
-    if (m->cfg.kind == VQZ_MODEL_IMAGE) {
+    if (m->cfg.kind == VQZ_NET_IMAGE) {
         if (o->mse_weight > 0) {
             VQZ_TRY(vqz_mse_loss(ctx, &y, x, o->mse_weight, &st->recon, &dy));
             have = 1;
@@ -722,7 +722,7 @@ vqz_status vqz_model_train_grad(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor 
         if (o->stft_weight > 0) {
             if (!m->stft) {
                 static const int def[] = {512, 1024, 2048};
-                VQZ_TRY(vqz_model_set_stft_sizes(m, def, 3));
+                VQZ_TRY(vqz_net_set_stft_sizes(m, def, 3));
             }
             VQZ_TRY(vqz_stft_loss_eval(ctx, (vqz_stft_loss *)m->stft, &y, x, o->stft_weight, &st->aux,
                                        have ? &tmp : &dy));
@@ -754,10 +754,10 @@ vqz_status vqz_model_train_grad(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor 
     return VQZ_OK;
 }
 
-vqz_status vqz_model_train_apply(vqz_nn_ctx *ctx, vqz_model *m, const vqz_train_opts *o, vqz_rng *rng,
+vqz_status vqz_net_train_apply(vqz_nn_ctx *ctx, vqz_net *m, const vqz_train_opts *o, vqz_rng *rng,
                                  vqz_train_stats *st)
 {
-    VQZ_FAIL_IF(!m->grads, VQZ_ERR_INVALID_ARG, "model: training step before vqz_model_enable_training");
+    VQZ_FAIL_IF(!m->grads, VQZ_ERR_INVALID_ARG, "model: training step before vqz_net_enable_training");
     vqz_adamw_cfg acfg = {0.9f, 0.999f, 1e-8f};
     VQZ_TRY(vqz_grad_clip(ctx, m->grads, m->n_train, o->grad_clip, &st->grad_norm));
     VQZ_FAIL_IF(!isfinite(st->grad_norm), VQZ_ERR_NONFINITE, "model: gradient norm is %g at step %lld",
@@ -774,7 +774,7 @@ vqz_status vqz_model_train_apply(vqz_nn_ctx *ctx, vqz_model *m, const vqz_train_
     return VQZ_OK;
 }
 
-vqz_status vqz_model_set_stft_sizes(vqz_model *m, const int *sizes, int n)
+vqz_status vqz_net_set_stft_sizes(vqz_net *m, const int *sizes, int n)
 {
     vqz_stft_loss *l = NULL;
     VQZ_TRY(vqz_stft_loss_create(&l, sizes, n));
@@ -784,7 +784,7 @@ vqz_status vqz_model_set_stft_sizes(vqz_model *m, const int *sizes, int n)
     return VQZ_OK;
 }
 
-vqz_status vqz_model_kmeans_init(vqz_nn_ctx *ctx, vqz_model *m, const vqz_tensor *x, int iters, vqz_rng *rng)
+vqz_status vqz_net_kmeans_init(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int iters, vqz_rng *rng)
 {
     VQZ_TRY(run_encoder(ctx, m, x, 0));
     vqz_tensor z = latent_rows(&m->enc, m->enc.output_slot);

@@ -1,4 +1,4 @@
-// test_model.cpp — model configuration, graph building and planning, inference shapes and the
+// test_net.cpp — network configuration, graph building and planning, inference shapes and the
 // end-to-end training check (loss falls, codebooks get used).
 #include <catch2/catch.hpp>
 
@@ -11,16 +11,16 @@
 extern "C" {
 #include "common/status.h"
 #include "nn/adamw.h"
-#include "nn/model.h"
+#include "nn/net.h"
 }
 
 namespace {
 
-vqz_model_config tiny_image()
+vqz_net_config tiny_image()
 {
-    vqz_model_config c;
+    vqz_net_config c;
     std::memset(&c, 0, sizeof c);
-    c.kind = VQZ_MODEL_IMAGE;
+    c.kind = VQZ_NET_IMAGE;
     c.in_channels = 3;
     c.n_stages = 2;
     c.channels[0] = 16;
@@ -43,9 +43,9 @@ struct Ctx {
 };
 
 struct Model {
-    vqz_model *m = nullptr;
-    explicit Model(const vqz_model_config &c) { REQUIRE(vqz_model_create(&c, &m) == VQZ_OK); }
-    ~Model() { vqz_model_free(m); }
+    vqz_net *m = nullptr;
+    explicit Model(const vqz_net_config &c) { REQUIRE(vqz_net_create(&c, &m) == VQZ_OK); }
+    ~Model() { vqz_net_free(m); }
 };
 
 // Structured synthetic images in [-1, 1]: smooth colour gradients plus a few sharp-edged discs and
@@ -82,69 +82,69 @@ void structured_images(vqz_rng *r, float *x, int n, int h, int w)
 
 TEST_CASE("model config JSON round-trips and rejects malformed configs", "[model]")
 {
-    vqz_model_config c;
-    REQUIRE(vqz_model_config_preset("audio-base", &c) == VQZ_OK);
+    vqz_net_config c;
+    REQUIRE(vqz_net_config_preset("audio-base", &c) == VQZ_OK);
     char *json = nullptr;
-    REQUIRE(vqz_model_config_to_json(&c, &json) == VQZ_OK);
-    vqz_model_config d;
-    REQUIRE(vqz_model_config_from_json(json, &d) == VQZ_OK);
+    REQUIRE(vqz_net_config_to_json(&c, &json) == VQZ_OK);
+    vqz_net_config d;
+    REQUIRE(vqz_net_config_from_json(json, &d) == VQZ_OK);
     std::free(json);
     REQUIRE(std::memcmp(&c, &d, sizeof c) == 0);
 
-    REQUIRE(vqz_model_config_from_json("{", &d) == VQZ_ERR_FORMAT);
-    REQUIRE(vqz_model_config_from_json("{\"kind\":\"video\"}", &d) == VQZ_ERR_FORMAT);
+    REQUIRE(vqz_net_config_from_json("{", &d) == VQZ_ERR_FORMAT);
+    REQUIRE(vqz_net_config_from_json("{\"kind\":\"video\"}", &d) == VQZ_ERR_FORMAT);
     REQUIRE(std::string(vqz_last_error()).find("video") != std::string::npos);
     const char *bad_strides = "{\"kind\":\"image\",\"in_channels\":3,\"channels\":[8,16],\"strides\":[2,2],"
                               "\"res_blocks\":1,\"latent_dim\":4,\"levels\":2,\"codebook_size\":16,"
                               "\"activation\":\"silu\"}";
-    REQUIRE(vqz_model_config_from_json(bad_strides, &d) == VQZ_ERR_FORMAT);
+    REQUIRE(vqz_net_config_from_json(bad_strides, &d) == VQZ_ERR_FORMAT);
     const char *bad_k = "{\"kind\":\"image\",\"in_channels\":3,\"channels\":[8,16],\"strides\":[2],"
                         "\"res_blocks\":1,\"latent_dim\":4,\"levels\":2,\"codebook_size\":1,"
                         "\"activation\":\"silu\"}";
-    REQUIRE(vqz_model_config_from_json(bad_k, &d) == VQZ_ERR_INVALID_ARG);
+    REQUIRE(vqz_net_config_from_json(bad_k, &d) == VQZ_ERR_INVALID_ARG);
     REQUIRE(std::string(vqz_last_error()).find("codebook_size") != std::string::npos);
-    REQUIRE(vqz_model_config_preset("image-huge", &d) == VQZ_ERR_NOT_FOUND);
+    REQUIRE(vqz_net_config_preset("image-huge", &d) == VQZ_ERR_NOT_FOUND);
 }
 
 TEST_CASE("presets build with the tensor names of spec/models.md", "[model]")
 {
     const char *names[] = {"image-small", "image-base", "audio-small", "audio-base"};
     for (const char *name : names) {
-        vqz_model_config c;
-        REQUIRE(vqz_model_config_preset(name, &c) == VQZ_OK);
+        vqz_net_config c;
+        REQUIRE(vqz_net_config_preset(name, &c) == VQZ_OK);
         Model m(c);
         REQUIRE(m.m->n_total > m.m->n_train);
         REQUIRE(m.m->n_train > m.m->n_decay);
-        REQUIRE(vqz_model_find(m.m, "rvq.codebooks") == m.m->cb);
-        REQUIRE(vqz_model_find(m.m, "enc.stem.bias") >= 0);
-        REQUIRE(vqz_model_find(m.m, "dec.out.bias") >= 0);
+        REQUIRE(vqz_net_find(m.m, "rvq.codebooks") == m.m->cb);
+        REQUIRE(vqz_net_find(m.m, "enc.stem.bias") >= 0);
+        REQUIRE(vqz_net_find(m.m, "dec.out.bias") >= 0);
         double er = 0, dr = 0;
-        vqz_model_halo(m.m, &er, &dr);
+        vqz_net_halo(m.m, &er, &dr);
         double em = 0, dm = 0;
-        int64_t h = c.kind == VQZ_MODEL_IMAGE ? 512 : 24000, w = c.kind == VQZ_MODEL_IMAGE ? 768 : 1;
-        vqz_model_macs(m.m, h, w, &em, &dm);
+        int64_t h = c.kind == VQZ_NET_IMAGE ? 512 : 24000, w = c.kind == VQZ_NET_IMAGE ? 768 : 1;
+        vqz_net_macs(m.m, h, w, &em, &dm);
         std::printf("%-12s %8.2f M params  halo enc %.0f dec %.1f  GMAC enc %.2f dec %.2f (%lldx%lld)\n", name,
                     m.m->n_total / 1e6, er, dr, em / 1e9, dm / 1e9, (long long)h, (long long)w);
         REQUIRE(er > 0);
         REQUIRE(dr > 0);
-        if (c.kind == VQZ_MODEL_AUDIO) {
-            REQUIRE(vqz_model_stride(m.m) == 320);
-            REQUIRE(vqz_model_find(m.m, "enc.stages.0.res.2.conv1.weight_v") >= 0);
-            REQUIRE(vqz_model_find(m.m, "dec.stages.3.up.weight_g") >= 0);
-            int v = vqz_model_find(m.m, "dec.stages.3.up.weight_v");
+        if (c.kind == VQZ_NET_AUDIO) {
+            REQUIRE(vqz_net_stride(m.m) == 320);
+            REQUIRE(vqz_net_find(m.m, "enc.stages.0.res.2.conv1.weight_v") >= 0);
+            REQUIRE(vqz_net_find(m.m, "dec.stages.3.up.weight_g") >= 0);
+            int v = vqz_net_find(m.m, "dec.stages.3.up.weight_v");
             REQUIRE(m.m->info[v].shape[0] == c.channels[4]); // transposed: [in, out, k]
             REQUIRE(m.m->info[v].shape[2] == 16);
         } else {
-            REQUIRE(vqz_model_stride(m.m) == 8);
-            REQUIRE(vqz_model_find(m.m, "enc.stages.2.down.weight") >= 0);
-            REQUIRE(vqz_model_find(m.m, "dec.stages.0.res.1.conv2.weight") >= 0);
+            REQUIRE(vqz_net_stride(m.m) == 8);
+            REQUIRE(vqz_net_find(m.m, "enc.stages.2.down.weight") >= 0);
+            REQUIRE(vqz_net_find(m.m, "dec.stages.0.res.1.conv2.weight") >= 0);
         }
     }
 }
 
 TEST_CASE("inference plans reuse memory; training plans keep activations", "[model]")
 {
-    vqz_model_config c = tiny_image();
+    vqz_net_config c = tiny_image();
     Model m(c);
     REQUIRE(vqz_graph_plan(&m.m->enc, 2, 64, 64, 0) == VQZ_OK);
     int64_t infer = m.m->enc.arena_floats;
@@ -159,9 +159,9 @@ TEST_CASE("inference plans reuse memory; training plans keep activations", "[mod
 TEST_CASE("image encode/decode shapes, index ranges, determinism and size errors", "[model]")
 {
     Ctx ctx;
-    vqz_model_config c = tiny_image();
+    vqz_net_config c = tiny_image();
     Model m(c);
-    REQUIRE(vqz_model_init(m.m, 1) == VQZ_OK);
+    REQUIRE(vqz_net_init(m.m, 1) == VQZ_OK);
     vqz_rng r;
     vqz_rng_seed(&r, 3);
     const int n = 2, h = 24, w = 40;
@@ -170,8 +170,8 @@ TEST_CASE("image encode/decode shapes, index ranges, determinism and size errors
     vqz_tensor xt = vqz_t4(x.data(), n, 3, h, w);
     const int S = (h / 4) * (w / 4);
     std::vector<int32_t> idx(c.levels * n * S, -1), idx2(idx.size(), -1);
-    REQUIRE(vqz_model_encode(ctx.ctx, m.m, &xt, c.levels, idx.data()) == VQZ_OK);
-    REQUIRE(vqz_model_encode(ctx.ctx, m.m, &xt, c.levels, idx2.data()) == VQZ_OK);
+    REQUIRE(vqz_net_encode(ctx.ctx, m.m, &xt, c.levels, idx.data()) == VQZ_OK);
+    REQUIRE(vqz_net_encode(ctx.ctx, m.m, &xt, c.levels, idx2.data()) == VQZ_OK);
     REQUIRE(idx == idx2);
     for (int32_t i : idx) {
         REQUIRE(i >= 0);
@@ -179,25 +179,25 @@ TEST_CASE("image encode/decode shapes, index ranges, determinism and size errors
     }
     std::vector<float> y(x.size());
     vqz_tensor yt = vqz_t4(y.data(), n, 3, h, w);
-    REQUIRE(vqz_model_decode(ctx.ctx, m.m, idx.data(), c.levels, &yt) == VQZ_OK);
+    REQUIRE(vqz_net_decode(ctx.ctx, m.m, idx.data(), c.levels, &yt) == VQZ_OK);
     REQUIRE(vqz_tensor_check_finite(&yt, "decoded") == VQZ_OK);
 
     vqz_tensor odd = vqz_t4(x.data(), 1, 3, 10, 40);
-    REQUIRE(vqz_model_encode(ctx.ctx, m.m, &odd, 1, idx.data()) == VQZ_ERR_SHAPE);
+    REQUIRE(vqz_net_encode(ctx.ctx, m.m, &odd, 1, idx.data()) == VQZ_ERR_SHAPE);
     REQUIRE(std::string(vqz_last_error()).find("multiple") != std::string::npos);
-    REQUIRE(vqz_model_encode(ctx.ctx, m.m, &xt, c.levels + 1, idx.data()) == VQZ_ERR_INVALID_ARG);
+    REQUIRE(vqz_net_encode(ctx.ctx, m.m, &xt, c.levels + 1, idx.data()) == VQZ_ERR_INVALID_ARG);
     idx[5] = c.codebook_size;
-    REQUIRE(vqz_model_decode(ctx.ctx, m.m, idx.data(), c.levels, &yt) == VQZ_ERR_INDEX_RANGE);
+    REQUIRE(vqz_net_decode(ctx.ctx, m.m, idx.data(), c.levels, &yt) == VQZ_ERR_INDEX_RANGE);
 
     // non-finite input and weights are refused with the place named
     x[77] = NAN;
-    REQUIRE(vqz_model_encode(ctx.ctx, m.m, &xt, c.levels, idx.data()) == VQZ_ERR_NONFINITE);
+    REQUIRE(vqz_net_encode(ctx.ctx, m.m, &xt, c.levels, idx.data()) == VQZ_ERR_NONFINITE);
     REQUIRE(std::string(vqz_last_error()).find("model input") != std::string::npos);
-    REQUIRE(vqz_model_check_weights(m.m) == VQZ_OK);
-    int t = vqz_model_find(m.m, "dec.stages.1.up.weight");
+    REQUIRE(vqz_net_check_weights(m.m) == VQZ_OK);
+    int t = vqz_net_find(m.m, "dec.stages.1.up.weight");
     REQUIRE(t >= 0);
     m.m->params[m.m->info[t].offset + 3] = INFINITY;
-    REQUIRE(vqz_model_check_weights(m.m) == VQZ_ERR_NONFINITE);
+    REQUIRE(vqz_net_check_weights(m.m) == VQZ_ERR_NONFINITE);
     REQUIRE(std::string(vqz_last_error()).find("dec.stages.1.up.weight") != std::string::npos);
 }
 
@@ -207,10 +207,10 @@ TEST_CASE("a short training run lowers the loss and uses the codebooks", "[model
     // the last 20 steps is at most 1/4 of the first 5 steps', and every level's codebook perplexity on
     // the final batches is at least K/4.
     Ctx ctx;
-    vqz_model_config c = tiny_image();
+    vqz_net_config c = tiny_image();
     Model m(c);
-    REQUIRE(vqz_model_init(m.m, 11) == VQZ_OK);
-    REQUIRE(vqz_model_enable_training(m.m) == VQZ_OK);
+    REQUIRE(vqz_net_init(m.m, 11) == VQZ_OK);
+    REQUIRE(vqz_net_enable_training(m.m) == VQZ_OK);
     vqz_rng data_rng, rng;
     vqz_rng_seed(&data_rng, 5);
     vqz_rng_seed(&rng, 6);
@@ -218,7 +218,7 @@ TEST_CASE("a short training run lowers the loss and uses the codebooks", "[model
     std::vector<float> x(n * 3 * h * w);
     vqz_tensor xt = vqz_t4(x.data(), n, 3, h, w);
     structured_images(&data_rng, x.data(), n, h, w);
-    REQUIRE(vqz_model_kmeans_init(ctx.ctx, m.m, &xt, 5, &rng) == VQZ_OK);
+    REQUIRE(vqz_net_kmeans_init(ctx.ctx, m.m, &xt, 5, &rng) == VQZ_OK);
 
     vqz_train_opts o;
     std::memset(&o, 0, sizeof o);
@@ -234,9 +234,9 @@ TEST_CASE("a short training run lowers the loss and uses the codebooks", "[model
         o.lr = vqz_lr_at(3e-3f, step, 10, steps, 0.1f);
         o.n_levels = c.levels;
         vqz_train_stats st;
-        REQUIRE(vqz_model_train_grad(ctx.ctx, m.m, &xt, &o, &st) == VQZ_OK);
+        REQUIRE(vqz_net_train_grad(ctx.ctx, m.m, &xt, &o, &st) == VQZ_OK);
         REQUIRE(std::isfinite(st.loss));
-        REQUIRE(vqz_model_train_apply(ctx.ctx, m.m, &o, &rng, &st) == VQZ_OK);
+        REQUIRE(vqz_net_train_apply(ctx.ctx, m.m, &o, &rng, &st) == VQZ_OK);
         if (step < 5)
             first += st.recon / 5;
         if (step >= steps - 20) {
