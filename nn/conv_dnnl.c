@@ -15,6 +15,8 @@
  * dozen distinct convolutions, and the cap only bounds growth when input shapes keep changing. */
 #define CACHE_MAX 128
 
+/* The transposed convolution's forward pass runs as a K_CONV_FWD (convtr_forward); K_DECONV_FWD
+ * only keeps the deconvolution kinds parallel to the convolution ones in the plan table. */
 typedef enum {
     K_CONV_FWD,
     K_CONV_BWD_DATA,
