@@ -1,7 +1,5 @@
-/* bundle.h — weight bundles (normative description: spec/bundle.md): safetensors files whose
- * `__metadata__` holds the architecture config and provenance. Loader with full validation, tensor lookup
- * by name and expected shape (F32, or F16/BF16 converted to F32), metadata access, the bundle SHA-256,
- * and a writer that renames a complete temporary file into place. */
+/* bundle.h — weight bundles (spec/bundle.md): a validating safetensors loader with lookup by name and
+ * shape (F16/BF16 converted to F32), metadata, the bundle SHA-256, and an atomic writer. */
 #ifndef VQZ_FORMAT_BUNDLE_H
 #define VQZ_FORMAT_BUNDLE_H
 

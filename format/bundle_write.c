@@ -1,6 +1,5 @@
 /* bundle_write.c — the weight-bundle writer: a deterministic safetensors file (metadata first, tensors in
- * the order added, header padded with spaces to a multiple of 8 bytes), hashed while it is built and
- * written through a temporary file renamed into place. */
+ * the order added, header padded with spaces to a multiple of 8 bytes), written through a rename. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

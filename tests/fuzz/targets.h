@@ -1,6 +1,5 @@
-/* targets.h — the bodies of the fuzz targets, shared by the libFuzzer harnesses (C, tests/fuzz/fuzz_NAME.c) and
- * the corpus replay in the Catch2 suite (C++, tests/test_format.cpp). Written in the common subset of
- * C11 and C++14. Each returns 0, or 1 when it found a wrong result (the harness then aborts). */
+/* targets.h — the fuzz target bodies, shared by the libFuzzer harnesses (C, tests/fuzz/fuzz_NAME.c) and the
+ * corpus replay in the Catch2 suite (C++, test_format.cpp and test_bundle.cpp). */
 #ifndef VQZ_TESTS_FUZZ_TARGETS_H
 #define VQZ_TESTS_FUZZ_TARGETS_H
 
@@ -12,6 +11,9 @@
 #include "format/bytes.h"
 #include "format/container.h"
 #include "format/crc32.h"
+
+/* Written in the common subset of C11 and C++14. Each target returns 0, or 1 when it found a wrong
+ * result rather than a rejected input (the harness then aborts). */
 
 /* Limits small enough that one input cannot make the fuzzer run out of memory. */
 static inline void vqz_fuzz_limits(vqz_limits *lim)
