@@ -73,6 +73,122 @@ VQZ_API int vqz_get_threads(void);
 /* 1 when the library was built with CUDA and a CUDA device is usable now, else 0. */
 VQZ_API int vqz_cuda_available(void);
 
+
+/* ============================================================================ models */
+
+typedef enum { VQZ_KIND_IMAGE = 1, VQZ_KIND_AUDIO = 2 } vqz_kind;
+
+/* A loaded weight bundle (spec/bundle.md): the network, its name and the SHA-256 that .vqz files
+ * record. Immutable once loaded: one model may serve several threads at once. */
+typedef struct vqz_model vqz_model;
+
+typedef struct {
+    const char *name;       /* valid while the model is loaded */
+    vqz_kind kind;
+    uint8_t sha256[32];     /* of the bundle file */
+    int levels;             /* L, RVQ levels */
+    int codebook_size;      /* K */
+    int latent_dim;         /* D */
+    int stride;             /* input pixels per latent cell (each side) or samples per latent frame */
+    int sample_rate;        /* audio models: the rate the model codes at */
+    int64_t parameters;     /* number of weights */
+} vqz_model_info;
+
+/* Load a bundle from a file or from memory (the memory is copied). */
+VQZ_API vqz_status vqz_model_load(const char *path, vqz_model **out);
+VQZ_API vqz_status vqz_model_load_memory(const void *data, size_t size, vqz_model **out);
+VQZ_API void vqz_model_free(vqz_model *m);
+VQZ_API vqz_status vqz_model_describe(const vqz_model *m, vqz_model_info *info);
+
+/* Find a bundle by model name (file NAME.safetensors) and, when sha256 is non-NULL, check its hash
+ * (a bundle of that name with another hash is skipped). Searched in order: every folder of
+ * $VQZ_MODEL_PATH (':'-separated), the installed share folder (PREFIX/share/vqz/models), the folder of
+ * the running program and its ../share/vqz/models, and ./samples/models. Writes the path into
+ * path[cap]; VQZ_ERR_NOT_FOUND names the model and the folders searched. */
+VQZ_API vqz_status vqz_model_locate(const char *name, const uint8_t *sha256, char *path, size_t cap);
+
+/* Name of the shipped default model for a kind ("vqz-image-v1", "vqz-audio-v1"). */
+VQZ_API const char *vqz_default_model_name(vqz_kind kind);
+
+/* ============================================================================ options */
+
+typedef struct {
+    vqz_device_kind device; /* default VQZ_DEVICE_AUTO */
+    int threads;            /* 0: the library default (vqz_get_threads) */
+    int levels;             /* encode: RVQ levels written (1..L); decode: levels decoded; 0 = all */
+    double bpp;             /* image encode: the most levels whose file stays within this many bits per
+                             * pixel (all bytes counted), at least 1 level; 0 = off */
+    double kbps;            /* audio encode: likewise in kbit/s; 0 = off */
+    int tile;               /* images: tile side in pixels (rounded up to the model stride); 0 = 256 */
+    int chunk_frames;       /* audio: chunk length in latent frames; 0 = 750 (10 s at 75 Hz) */
+    int zstd_level;         /* 1..22; 0 = the format default */
+    int output_rate;        /* audio decode: 0 = the original rate, else resample to this rate */
+    const volatile int *cancel; /* when non-NULL and set non-zero, the running call stops with
+                                 * VQZ_ERR_CANCELLED and writes nothing */
+} vqz_options;
+
+/* Defaults for every field. */
+VQZ_API void vqz_options_init(vqz_options *o);
+
+/* ============================================================================ images in memory */
+
+typedef struct {
+    uint32_t width, height;
+    int channels;           /* 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */
+    int bit_depth;          /* 8 (uint8_t samples) or 16 (uint16_t samples, host byte order) */
+    void *pixels;           /* interleaved, row-major, width * channels samples per row */
+} vqz_pixels;
+
+/* Encode pixels to a complete .vqz file in memory; *data is allocated by the library and freed by the
+ * caller with vqz_free(). Alpha is stored losslessly. */
+VQZ_API vqz_status vqz_image_encode(const vqz_model *m, const vqz_options *o, const vqz_pixels *in,
+                                    uint8_t **data, size_t *size);
+/* Decode a .vqz image made with model m (VQZ_ERR_MODEL_MISMATCH otherwise) into out, whose pixels the
+ * library allocates (free with vqz_free()); out gets the original geometry, channels and bit depth. */
+VQZ_API vqz_status vqz_image_decode(const vqz_model *m, const vqz_options *o, const uint8_t *data, size_t size,
+                                    vqz_pixels *out);
+
+/* Free memory the library returned. */
+VQZ_API void vqz_free(void *p);
+
+/* ============================================================================ files */
+
+typedef struct {
+    vqz_kind kind;
+    uint64_t in_bytes, out_bytes;
+    int levels;             /* RVQ levels written (encode) or decoded (decode) */
+    double bpp;             /* images: bits per pixel of the .vqz file, every byte counted */
+    double kbps;            /* audio: kbit/s of the .vqz file over the signal's duration */
+    uint32_t width, height; /* images */
+    uint64_t frames;        /* audio: samples per channel at the original rate */
+    int channels, sample_rate;
+    double seconds;         /* wall time of the call */
+} vqz_report;
+
+/* Encode an image (PNG, JPEG) or audio file (anything libsndfile reads; "-" = audio on stdin) into a
+ * .vqz file. The output is written to a temporary file beside `out` and renamed when complete: on any
+ * failure nothing is left and an existing `out` is untouched. rep may be NULL. */
+VQZ_API vqz_status vqz_encode_file(const vqz_model *m, const vqz_options *o, const char *in, const char *out,
+                                   vqz_report *rep);
+/* Decode a .vqz file into PNG (images; original bit depth and channel layout) or WAV / FLAC (audio, by
+ * the extension of out; "-" = a WAV stream on stdout). Same atomic-output guarantee. */
+VQZ_API vqz_status vqz_decode_file(const vqz_model *m, const vqz_options *o, const char *in, const char *out,
+                                   vqz_report *rep);
+
+/* What a .vqz file needs to be decoded: its kind and its model. */
+typedef struct {
+    vqz_kind kind;
+    char model_name[256];
+    uint8_t model_sha256[32];
+    int levels;             /* levels in the complete file */
+    int levels_available;   /* levels present (fewer when the file was cut) */
+} vqz_file_info;
+VQZ_API vqz_status vqz_file_probe(const char *path, vqz_file_info *info);
+
+/* Everything the header of a .vqz file says, per-level sizes and the index entropy of each level, as
+ * a JSON document (what vqz-info prints); free with vqz_free(). */
+VQZ_API vqz_status vqz_file_describe_json(const char *path, char **json);
+
 #ifdef __cplusplus
 }
 #endif

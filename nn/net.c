@@ -419,6 +419,19 @@ vqz_status vqz_net_create(const vqz_net_config *cfg, vqz_net **out)
     return VQZ_OK;
 }
 
+vqz_status vqz_net_create_sharing(const vqz_net *src, vqz_net **out)
+{
+    VQZ_TRY(vqz_net_create(&src->cfg, out));
+    vqz_net *m = *out;
+    free(m->params);
+    m->params = src->params;
+    m->shares_params = 1;
+    for (int i = 0; i < m->n_tensors; i++)
+        m->views[i].data = m->params + m->info[i].offset;
+    m->rvq.codebooks = m->views[m->cb].data;
+    return VQZ_OK;
+}
+
 void vqz_net_free(vqz_net *m)
 {
     if (!m)
@@ -428,7 +441,8 @@ void vqz_net_free(vqz_net *m)
     if (m->stft)
         vqz_stft_loss_free((vqz_stft_loss *)m->stft);
     free(m->info);
-    free(m->params);
+    if (!m->shares_params)
+        free(m->params);
     free(m->grads);
     free(m->adam_m);
     free(m->adam_v);
@@ -514,6 +528,7 @@ vqz_status vqz_net_init(vqz_net *m, uint64_t seed)
 
 vqz_status vqz_net_enable_training(vqz_net *m)
 {
+    VQZ_FAIL_IF(m->shares_params, VQZ_ERR_INVALID_ARG, "model: a net sharing another's weights cannot train");
     if (m->grads)
         return VQZ_OK;
     int64_t lk = (int64_t)m->cfg.levels * m->cfg.codebook_size;

@@ -78,6 +78,7 @@ typedef struct vqz_net {
     int64_t n_train;          /* floats [0, n_train) are trained by AdamW */
     int64_t n_total;          /* floats in params (trainable + codebooks) */
     float *params;            /* one block: every tensor, codebooks last */
+    int shares_params;        /* params belong to another net (vqz_net_create_sharing) */
     float *grads, *adam_m, *adam_v; /* [n_train] each, training only */
     float *ema_count, *ema_sum;     /* RVQ EMA state, training only */
     int64_t step;             /* AdamW steps taken */
@@ -97,6 +98,10 @@ typedef struct vqz_net {
  * (zeroed). Free with vqz_net_free. */
 vqz_status vqz_net_create(const vqz_net_config *cfg, vqz_net **out);
 void vqz_net_free(vqz_net *m);
+
+/* A second net over the same (read-only) parameter block as src, with its own graphs and scratch, so
+ * that several threads can run inference on one set of weights. src must outlive it; no training. */
+vqz_status vqz_net_create_sharing(const vqz_net *src, vqz_net **out);
 
 /* Initialise every parameter per spec/models.md §6 from a seed (codebooks: small normal noise;
  * use vqz_net_kmeans_init on data for real training). */
