@@ -308,10 +308,12 @@ static vqz_status png_decode(png_reader *r, png_structp png, png_infop info)
     int bd = png_get_bit_depth(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
     int want_channels = channels_of_color_type(ct) + (expect_alpha && !(ct & PNG_COLOR_MASK_ALPHA) ? 1 : 0);
-    if (channels != want_channels || (bd != 8 && bd != 16) || rowbytes != (size_t)w * (size_t)channels * (size_t)(bd / 8))
-        return vqz_fail(VQZ_ERR_INTERNAL, "%s: libpng expanded a colour type %d, %d-bit image to %d channels of %d bits "
-                        "(%zu bytes a row), expected %d channels", r->name, ct, depth, channels, bd, rowbytes,
-                        want_channels);
+    size_t want_rowbytes = (size_t)w * (size_t)channels * (size_t)(bd / 8);
+    if (channels != want_channels || (bd != 8 && bd != 16) || rowbytes != want_rowbytes)
+        return vqz_fail(VQZ_ERR_INTERNAL,
+                        "%s: libpng expanded a colour type %d, %d-bit image to %d channels of %d bits "
+                        "(%zu bytes a row), expected %d channels",
+                        r->name, ct, depth, channels, bd, rowbytes, want_channels);
     img->channels = channels;
     img->bit_depth = bd;
     VQZ_TRY(image_alloc_samples(img, r->name));
@@ -326,7 +328,8 @@ static vqz_status png_decode(png_reader *r, png_structp png, png_infop info)
             for (png_uint_32 y = 0; y < h; y++)
                 png_read_row(png, r->bytes + (size_t)y * rowbytes, NULL);
         for (png_uint_32 y = 0; y < h; y++)
-            png_row_to_samples(r->bytes + (size_t)y * rowbytes, img->samples + (size_t)y * row_samples, row_samples, bd);
+            png_row_to_samples(r->bytes + (size_t)y * rowbytes, img->samples + (size_t)y * row_samples,
+                               row_samples, bd);
     } else {
         r->bytes = (uint8_t *)malloc(rowbytes);
         VQZ_FAIL_IF(!r->bytes, VQZ_ERR_NOMEM, "%s: out of memory", r->name);
@@ -624,7 +627,8 @@ static uint16_t unit_to_level(double v, double max)
 
 vqz_status vqz_image_from_rgb_planar(vqz_image *img, const float *rgb)
 {
-    VQZ_FAIL_IF(!image_is_valid(img) || !rgb, VQZ_ERR_INVALID_ARG, "image_from_rgb_planar: invalid image or NULL input");
+    VQZ_FAIL_IF(!image_is_valid(img) || !rgb, VQZ_ERR_INVALID_ARG,
+                "image_from_rgb_planar: invalid image or NULL input");
     size_t np = (size_t)img->width * (size_t)img->height;
     for (size_t i = 0; i < 3 * np; i++)
         VQZ_FAIL_IF(isnan(rgb[i]), VQZ_ERR_NONFINITE, "image_from_rgb_planar: NaN in plane %zu at pixel (%zu, %zu)",
@@ -655,8 +659,8 @@ int vqz_image_has_alpha(const vqz_image *img)
 vqz_status vqz_image_get_alpha(const vqz_image *img, uint16_t *plane)
 {
     VQZ_FAIL_IF(!image_is_valid(img) || !plane, VQZ_ERR_INVALID_ARG, "image_get_alpha: invalid image or NULL plane");
-    VQZ_FAIL_IF(!vqz_image_has_alpha(img), VQZ_ERR_INVALID_ARG, "image_get_alpha: the image has no alpha channel (%d channels)",
-                img->channels);
+    VQZ_FAIL_IF(!vqz_image_has_alpha(img), VQZ_ERR_INVALID_ARG,
+                "image_get_alpha: the image has no alpha channel (%d channels)", img->channels);
     size_t np = (size_t)img->width * (size_t)img->height;
     int ch = img->channels;
     for (size_t i = 0; i < np; i++)
@@ -667,13 +671,14 @@ vqz_status vqz_image_get_alpha(const vqz_image *img, uint16_t *plane)
 vqz_status vqz_image_set_alpha(vqz_image *img, const uint16_t *plane)
 {
     VQZ_FAIL_IF(!image_is_valid(img) || !plane, VQZ_ERR_INVALID_ARG, "image_set_alpha: invalid image or NULL plane");
-    VQZ_FAIL_IF(!vqz_image_has_alpha(img), VQZ_ERR_INVALID_ARG, "image_set_alpha: the image has no alpha channel (%d channels)",
-                img->channels);
+    VQZ_FAIL_IF(!vqz_image_has_alpha(img), VQZ_ERR_INVALID_ARG,
+                "image_set_alpha: the image has no alpha channel (%d channels)", img->channels);
     size_t np = (size_t)img->width * (size_t)img->height;
     uint32_t max = max_of_depth(img->bit_depth);
     for (size_t i = 0; i < np; i++)
-        VQZ_FAIL_IF(plane[i] > max, VQZ_ERR_INVALID_ARG, "image_set_alpha: value %u at pixel %zu exceeds the %d-bit maximum %u",
-                    (unsigned)plane[i], i, img->bit_depth, (unsigned)max);
+        VQZ_FAIL_IF(plane[i] > max, VQZ_ERR_INVALID_ARG,
+                    "image_set_alpha: value %u at pixel %zu exceeds the %d-bit maximum %u", (unsigned)plane[i], i,
+                    img->bit_depth, (unsigned)max);
     int ch = img->channels;
     for (size_t i = 0; i < np; i++)
         img->samples[i * (size_t)ch + (size_t)(ch - 1)] = plane[i];
@@ -703,7 +708,8 @@ void vqz_image_describe(const vqz_image *img, char *buf, size_t n)
     size_t used = k < 0 ? 0 : (size_t)k;
     if (used < n && img->color_type == VQZ_PNG_PALETTE) {
         if (img->palette_alpha_size > 0)
-            k = snprintf(buf + used, n - used, " (%d colours, %d with alpha)", img->palette_size, img->palette_alpha_size);
+            k = snprintf(buf + used, n - used, " (%d colours, %d with alpha)", img->palette_size,
+                         img->palette_alpha_size);
         else
             k = snprintf(buf + used, n - used, " (%d colours)", img->palette_size);
         used += k < 0 ? 0 : (size_t)k;
@@ -820,8 +826,8 @@ static vqz_status check_for_png(const vqz_image *img, const char *name)
     uint32_t max = max_of_depth(img->bit_depth);
     size_t n = sample_count(img);
     for (size_t i = 0; i < n; i++)
-        VQZ_FAIL_IF(img->samples[i] > max, VQZ_ERR_INVALID_ARG, "%s: sample %zu is %u, above the %d-bit maximum %u", name,
-                    i, (unsigned)img->samples[i], img->bit_depth, (unsigned)max);
+        VQZ_FAIL_IF(img->samples[i] > max, VQZ_ERR_INVALID_ARG, "%s: sample %zu is %u, above the %d-bit maximum %u",
+                    name, i, (unsigned)img->samples[i], img->bit_depth, (unsigned)max);
     return VQZ_OK;
 }
 
