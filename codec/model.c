@@ -174,3 +174,31 @@ vqz_status vqz_model_locate(const char *name, const uint8_t *sha256, char *path,
     return vqz_fail(VQZ_ERR_NOT_FOUND, "model '%s'%s not found (searched %s)", name,
                     sha256 ? " with the file's SHA-256" : "", searched);
 }
+
+vqz_status vqz_net_save_bundle(const vqz_net *net, const char *name, const char *const *extra_meta, const char *path,
+                               uint8_t sha256[32])
+{
+    VQZ_FAIL_IF(!net || !name || !path, VQZ_ERR_INVALID_ARG, "vqz_net_save_bundle: NULL argument");
+    VQZ_TRY(vqz_net_check_weights(net));
+    char *config = NULL;
+    VQZ_TRY(vqz_net_config_to_json(&net->cfg, &config));
+    vqz_bundle_writer *w = NULL;
+    vqz_status s = vqz_bundle_writer_create(&w);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "format", "vqz-bundle-1");
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "name", name);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "config", config);
+    for (int i = 0; s == VQZ_OK && extra_meta && extra_meta[i] && extra_meta[i + 1]; i += 2)
+        s = vqz_bundle_writer_set_meta(w, extra_meta[i], extra_meta[i + 1]);
+    for (int i = 0; s == VQZ_OK && i < net->n_tensors; i++) {
+        const vqz_param_info *p = &net->info[i];
+        s = vqz_bundle_writer_add(w, p->name, p->ndim, p->shape, net->params + p->offset, VQZ_DTYPE_F32);
+    }
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_write_file(w, path, sha256);
+    vqz_bundle_writer_free(w);
+    free(config);
+    return s;
+}

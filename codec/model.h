@@ -15,4 +15,9 @@ struct vqz_model {
     vqz_net *net;          /* owns the weights; coding calls run on nets sharing them */
 };
 
+/* Write a network's weights as a bundle (spec/bundle.md) named `name`, with extra metadata given as
+ * NULL-terminated key, value pairs (may be NULL); atomic. sha256 (may be NULL) gets the bundle hash. */
+vqz_status vqz_net_save_bundle(const vqz_net *net, const char *name, const char *const *extra_meta, const char *path,
+                               uint8_t sha256[32]);
+
 #endif
