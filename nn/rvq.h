@@ -52,6 +52,8 @@ vqz_status vqz_rvq_train_bwd(vqz_nn_ctx *ctx, const vqz_rvq *q, const vqz_tensor
 /* EMA codebook update from a batch (x and the idx its encode produced), level by level:
  *   count = decay count + (1-decay) n_k;  sum = decay sum + (1-decay) sum_{assigned} r_l
  *   codeword = sum / ((count + eps) / (total + K eps) * total)
+ * where total = sum_k count_k after this step's update, the residuals r_l are those of the encode that
+ * produced idx (codebooks before this update), and ema_count keeps the unsmoothed counts;
  * then codewords whose count < dead_threshold are replaced by random residual vectors of the batch
  * (drawn with rng) and their count/sum reset to (1, that vector). *restarted (optional, [L]) gets the
  * number of restarts per level. Levels >= n_levels are left unchanged. */
