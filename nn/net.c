@@ -42,6 +42,8 @@ vqz_status vqz_net_config_check(const vqz_net_config *c)
                 "model config: codebook_size %d (2..65536)", c->codebook_size);
     VQZ_FAIL_IF(c->activation < VQZ_ACT_SILU || c->activation > VQZ_ACT_SNAKE, VQZ_ERR_INVALID_ARG,
                 "model config: unknown activation %d", (int)c->activation);
+    VQZ_FAIL_IF(c->kind == VQZ_NET_IMAGE && c->activation == VQZ_ACT_SNAKE, VQZ_ERR_INVALID_ARG,
+                "model config: image models use silu or elu (spec/models.md §1), not snake");
     VQZ_FAIL_IF(!(c->res_scale > 0 && c->res_scale <= 10), VQZ_ERR_INVALID_ARG,
                 "model config: res_scale %g (0..10]", (double)c->res_scale);
     if (c->kind == VQZ_NET_AUDIO) {
