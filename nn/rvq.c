@@ -12,6 +12,8 @@
  * with single-threaded SGEMM calls; its residual and scratch stay in cache.
  *
  * Residuals: r_{l+1} = r_l - q_l in float, exactly as encode, train_bwd and ema_update compute them.
+ * k-means: with fewer batch vectors than K, a level takes every vector once plus noisy repeats (no
+ * Lloyd iterations); pass several batches at once (a larger N) for a real k-means.
  * Scratch: each call mallocs its workspace (a few MB at most); at K = 1024 that costs well under 1% of
  * an encode, measured, so no cache is kept between calls. */
 #include "nn/rvq.h"
