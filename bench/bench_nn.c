@@ -136,9 +136,9 @@ int main(int argc, char **argv)
     double enc_macs = 0, dec_macs = 0;
     vqz_net_macs(m, h, w, &enc_macs, &dec_macs);
     printf("{\"impl\":\"vqz\",\"row\":\"%s\",\"n\":%lld,\"h\":%lld,\"w\":%lld,\"threads\":%d,\"median_s\":%.6f,"
-           "\"first_s\":%.6f,\"peak_rss_mb\":%.1f,\"gmac_per_item\":%.3f}\n",
+           "\"first_s\":%.6f,\"peak_rss_mb\":%.1f,\"arena_mb\":%.1f,\"gmac_per_item\":%.3f}\n",
            row, (long long)n, (long long)h, (long long)w, ctx->threads, med, times[0], ru.ru_maxrss / 1024.0,
-           (enc_macs + dec_macs) / 1e9);
+           (m->enc.arena_cap + m->dec.arena_cap) * 4.0 / 1048576.0, (enc_macs + dec_macs) / 1e9);
     free(times);
     free(idx);
     free(x);

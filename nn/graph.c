@@ -272,13 +272,45 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
         if (s == g->input_slot)
             iv[s].end = train ? end : g->slots[s].last_use;
     }
+    /* inference: an activation or residual add whose input dies at that node writes in place (the ops
+     * allow it), so a chain of them shares one buffer; root[s] is the slot whose buffer s uses */
+    int *root = malloc((size_t)ns * sizeof *root);
+    if (!root) {
+        free(iv);
+        return vqz_fail(VQZ_ERR_NOMEM, "graph: out of memory planning %d slots", ns);
+    }
+    for (int s = 0; s < ns; s++)
+        root[s] = s;
+    if (!train) {
+        for (int i = 0; i < g->n_nodes; i++) {
+            const vqz_node *nd = &g->nodes[i];
+            if (nd->op != VQZ_NODE_ACT && nd->op != VQZ_NODE_ADD)
+                continue;
+            int cands[2] = {nd->in, nd->op == VQZ_NODE_ADD ? nd->in2 : -1};
+            for (int c = 0; c < 2; c++) {
+                int a = cands[c];
+                if (a >= 0 && g->slots[a].last_use == i && iv[a].size == iv[nd->out].size &&
+                    !(nd->op == VQZ_NODE_ADD && nd->in == nd->in2)) {
+                    root[nd->out] = root[a];
+                    break;
+                }
+            }
+        }
+        for (int s = 0; s < ns; s++)
+            if (root[s] != s) {
+                if (iv[s].end > iv[root[s]].end)
+                    iv[root[s]].end = iv[s].end;
+                iv[s].size = 0;
+            }
+    }
     int64_t act_total = first_fit(iv, ns);
     int64_t max_slot = 0;
     for (int s = 0; s < ns; s++) {
-        g->act_off[s] = iv[s].off;
+        g->act_off[s] = iv[root[s]].off;
         if (iv[s].size > max_slot)
             max_slot = iv[s].size;
     }
+    free(root);
 
     int64_t grad_total = 0;
     if (train) {
