@@ -15,7 +15,7 @@
 
 #include "format/bytes.h"
 
-/* Frames converted per libsndfile call: small enough for a stack-sized scratch, large enough to amortise. */
+/* Frames per block in the whole-file helpers: a small buffer, yet few libsndfile calls. */
 #define BLOCK_FRAMES 4096
 
 /* libsndfile's messages end with a period or a newline; the caller adds its own closing parenthesis. */
@@ -302,25 +302,23 @@ static int ends_with_ci(const char *s, const char *suffix)
 /* The libsndfile subtype for (container, bits, is_float), or an error naming what the container holds. */
 static vqz_status choose_subtype(const char *name, int major, int bits, int is_float, int *subtype, int *bits_out)
 {
-    if (bits == 0 && !is_float)
-        bits = 16;
-    *bits_out = bits;
     if (is_float) {
         VQZ_FAIL_IF(major == SF_FORMAT_FLAC, VQZ_ERR_UNSUPPORTED,
                     "%s: FLAC holds 8-, 16- or 24-bit integer samples, not %d-bit float", name, bits);
         VQZ_FAIL_IF(bits != 32 && bits != 64, VQZ_ERR_INVALID_ARG, "%s: %d-bit float samples (use 32 or 64)", name, bits);
+        *bits_out = bits;
         *subtype = bits == 32 ? SF_FORMAT_FLOAT : SF_FORMAT_DOUBLE;
         return VQZ_OK;
     }
+    VQZ_FAIL_IF(bits < 0 || bits > 32, VQZ_ERR_INVALID_ARG, "%s: %d-bit integer samples (at most 32)", name, bits);
+    /* Depths between the container sizes (12-bit DWVW, 20-bit ALAC inputs) go in the next size up. */
+    bits = bits == 0 ? 16 : bits <= 8 ? 8 : bits <= 16 ? 16 : bits <= 24 ? 24 : 32;
+    *bits_out = bits;
     if (major == SF_FORMAT_FLAC) {
         VQZ_FAIL_IF(bits == 32, VQZ_ERR_UNSUPPORTED, "%s: FLAC holds 8-, 16- or 24-bit samples, not 32-bit", name);
-        VQZ_FAIL_IF(bits != 8 && bits != 16 && bits != 24, VQZ_ERR_INVALID_ARG,
-                    "%s: %d-bit samples (FLAC holds 8, 16 or 24)", name, bits);
         *subtype = bits == 8 ? SF_FORMAT_PCM_S8 : bits == 16 ? SF_FORMAT_PCM_16 : SF_FORMAT_PCM_24;
         return VQZ_OK;
     }
-    VQZ_FAIL_IF(bits != 8 && bits != 16 && bits != 24 && bits != 32, VQZ_ERR_INVALID_ARG,
-                "%s: %d-bit samples (WAV holds 8, 16, 24 or 32)", name, bits);
     *subtype = bits == 8 ? SF_FORMAT_PCM_U8 : bits == 16 ? SF_FORMAT_PCM_16 : bits == 24 ? SF_FORMAT_PCM_24 : SF_FORMAT_PCM_32;
     return VQZ_OK;
 }
@@ -769,11 +767,11 @@ vqz_status vqz_audio_write_all(const char *path, const vqz_audio *a, int bits)
     if (bits == VQZ_AUDIO_BITS_F32 || bits == VQZ_AUDIO_BITS_F64) {
         want.bits = -bits;
         want.is_float = 1;
-    } else if (bits == 8 || bits == 16 || bits == 24 || bits == 32) {
+    } else if (bits > 0 && bits <= 32) {
         want.bits = bits;
         want.is_float = 0;
     } else if (bits != 0) {
-        return vqz_fail(VQZ_ERR_INVALID_ARG, "%s: %d bits per sample (use 8, 16, 24, 32 or a float code)", path, bits);
+        return vqz_fail(VQZ_ERR_INVALID_ARG, "%s: %d bits per sample (use 1..32 or a float code)", path, bits);
     } else if (want.bits == 0) {
         want.is_float = 0;
     }

@@ -71,7 +71,8 @@ typedef struct vqz_audio_writer vqz_audio_writer;
  * From want: sample_rate, channels, and the encoding in bits/is_float:
  *   WAV:  8 (unsigned PCM), 16, 24, 32 (integer PCM), 32 + is_float (float), 64 + is_float (double);
  *   FLAC: 8, 16, 24 (at most 8 channels, VQZ_ERR_UNSUPPORTED otherwise);
- *   bits 0 (as reported for lossy inputs) means 16-bit PCM.
+ *   bits 0 (as reported for lossy inputs) means 16-bit PCM; other depths up to 32 (12-bit DWVW, 20-bit ALAC
+ *   inputs) are written in the next larger size.
  * want->frames, when >= 0, is used only for stdout: the stream's header then carries exact sizes and
  * exactly that many frames must be written; -1 writes the streaming sizes 0xFFFFFFFF (read by libsndfile,
  * sox and ffmpeg until the end of the stream). libsndfile cannot write WAV to a pipe, so the stdout stream
@@ -112,7 +113,7 @@ vqz_status vqz_audio_create(int channels, int64_t frames, int sample_rate, vqz_a
 /* Read the whole of path ("-" = stdin) with the reader above; info.frames is the count actually read. */
 vqz_status vqz_audio_read_all(const char *path, vqz_audio **out);
 
-/* Write a whole clip with the writer above and commit it. bits: 8, 16, 24, 32 (integer PCM),
+/* Write a whole clip with the writer above and commit it. bits: 1..32 (integer PCM, as for the writer),
  * VQZ_AUDIO_BITS_F32 or VQZ_AUDIO_BITS_F64 (float), or 0 for a's own info.bits/info.is_float (16-bit when
  * those are 0). */
 vqz_status vqz_audio_write_all(const char *path, const vqz_audio *a, int bits);

@@ -605,7 +605,7 @@ TEST_CASE("writer refuses names, encodings and geometries it cannot write", "[au
     REQUIRE(vqz_audio_writer_open(dir.at("a.flac").c_str(), &want, &w) == VQZ_ERR_UNSUPPORTED);
     want = want_info(48000, 9, 16, 0);
     REQUIRE(vqz_audio_writer_open(dir.at("a.flac").c_str(), &want, &w) == VQZ_ERR_UNSUPPORTED);
-    want = want_info(48000, 2, 12, 0);
+    want = want_info(48000, 2, 33, 0);
     REQUIRE(vqz_audio_writer_open(dir.at("a.wav").c_str(), &want, &w) == VQZ_ERR_INVALID_ARG);
     want = want_info(48000, 2, 16, 1);
     REQUIRE(vqz_audio_writer_open(dir.at("a.wav").c_str(), &want, &w) == VQZ_ERR_INVALID_ARG);
@@ -716,7 +716,18 @@ TEST_CASE("read_all and write_all move planar clips through WAV and FLAC", "[aud
     REQUIRE(b->info.bits == 64);
     REQUIRE(std::memcmp(a->data, b->data, sizeof(float) * 3 * 12345) == 0);
     vqz_audio_free(b);
-    REQUIRE(vqz_audio_write_all(dir.at("x.wav").c_str(), a, 20) == VQZ_ERR_INVALID_ARG);
+    REQUIRE(vqz_audio_write_all(dir.at("x.wav").c_str(), a, 40) == VQZ_ERR_INVALID_ARG);
+    // A 20-bit clip (as from ALAC) goes in a 24-bit file; 12-bit in a 16-bit one.
+    a->info.bits = 20;
+    REQUIRE(vqz_audio_write_all(dir.at("x.flac").c_str(), a, 0) == VQZ_OK);
+    REQUIRE(vqz_audio_read_all(dir.at("x.flac").c_str(), &b) == VQZ_OK);
+    REQUIRE(b->info.bits == 24);
+    REQUIRE(std::memcmp(a->data, b->data, sizeof(float) * 3 * 12345) == 0);
+    vqz_audio_free(b);
+    REQUIRE(vqz_audio_write_all(dir.at("x.wav").c_str(), a, 12) == VQZ_OK);
+    REQUIRE(vqz_audio_read_all(dir.at("x.wav").c_str(), &b) == VQZ_OK);
+    REQUIRE(b->info.bits == 16);
+    vqz_audio_free(b);
     vqz_audio_free(a);
 
     // An empty clip is a valid file.
