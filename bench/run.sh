@@ -4,14 +4,15 @@
 # Results: bench/out/nn.jsonl, and the table in bench/RESULTS.md (rewritten by bench/report_nn.py).
 set -e
 cd "$(dirname "$0")/.."
-BIN=build/bin/bench_nn
+BIN=${BUILD:-build}/bin/bench_nn
 THREADS=${VQZ_BENCH_THREADS:-2}
 REPS=${VQZ_BENCH_REPS:-5}
 sh tools/install-deps.sh python3-torch python3-numpy
 mkdir -p bench/out
 OUT=bench/out/nn.jsonl
 : > "$OUT"
-for row in image-train image-encode image-decode audio-train audio-encode audio-decode; do
+ROWS=${VQZ_BENCH_ROWS:-image-train image-encode image-decode audio-train audio-encode audio-decode}
+for row in $ROWS; do
     kind=${row%%-*}
     echo "bench: $row" >&2
     VQZ_THREADS=$THREADS OMP_NUM_THREADS=$THREADS $BIN "$row" "$REPS" >> "$OUT"
