@@ -699,6 +699,8 @@ TEST_CASE("the API example builds against the installed library with pkg-config 
     for (const char *f : {"include/vqz.h", "lib/libvqz.a", "lib/libvqz.so", "lib/pkgconfig/vqz.pc", "bin/vqz-enc",
                           "bin/vqz-dec", "bin/vqz-info"})
         REQUIRE(file_exists(prefix + "/" + f));
+    for (const char *page : {"vqz-enc.1", "vqz-dec.1", "vqz-info.1"}) // the issue asks make install for them
+        CHECK(file_exists(prefix + "/share/man/man1/" + page));
 
     // the installed vqz.pc must point at the prefix it was installed to
     std::string pc = "PKG_CONFIG_PATH=" + q(prefix + "/lib/pkgconfig") + " pkg-config";
