@@ -32,7 +32,8 @@ ifeq ($(USE_CUDA),1)
 endif
 
 WARN     := -Wall -Wextra -Werror
-CPPFLAGS += -I. -Iinclude -D_DEFAULT_SOURCE -DVQZ_BUILDING_LIBRARY
+# the installed model folder is compiled in (codec/model.c); programs also look beside themselves
+CPPFLAGS += -I. -Iinclude -D_DEFAULT_SOURCE -DVQZ_BUILDING_LIBRARY -DVQZ_SHARE_DIR='"$(PREFIX)/share/vqz/models"'
 CFLAGS   += -std=c11 $(OPT) -g $(ARCHFLAGS) $(WARN) -fPIC -fopenmp -fvisibility=hidden $(SANFLAGS)
 # -Wno-maybe-uninitialized: GCC 12 reports a false positive inside std::regex (used by Catch2) under -O1
 CXXFLAGS += -std=c++14 -O1 -g $(ARCHFLAGS) -Wall -Wextra -Werror -Wno-maybe-uninitialized -fopenmp $(SANFLAGS)
@@ -91,7 +92,7 @@ $(SHARED): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,$(notdir $@) $(LDFLAGS) -o $@ $^ $(CUDA_LIBS) $(LDLIBS)
 	ln -sf $(notdir $@) $(BUILD)/lib/libvqz.so
 
-$(BUILD)/bin/%: tools/%.c $(STATIC)
+$(BUILD)/bin/%: tools/%.c $(wildcard tools/*.h) $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(CUDA_LIBS) $(LDLIBS)
 
@@ -141,13 +142,16 @@ install: all
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
 	ln -sf $(notdir $(SHARED)) $(DESTDIR)$(PREFIX)/lib/libvqz.so
-	install -m 644 $(BUILD)/vqz.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/vqz.pc
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(BUILD)/vqz.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vqz.pc
 	$(if $(TOOLS),install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/)
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 644 $(wildcard tools/*.1) $(DESTDIR)$(PREFIX)/share/man/man1/
 	$(if $(wildcard samples/models/*.safetensors),install -m 644 $(wildcard samples/models/*.safetensors) $(DESTDIR)$(PREFIX)/share/vqz/models/)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/include/vqz.h $(DESTDIR)$(PREFIX)/lib/libvqz.a $(DESTDIR)$(PREFIX)/lib/libvqz.so* \
-	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/vqz.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS)))
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/vqz.pc $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS))) \
+	  $(addprefix $(DESTDIR)$(PREFIX)/share/man/man1/,$(notdir $(wildcard tools/*.1)))
 	rm -rf $(DESTDIR)$(PREFIX)/share/vqz
 
 clean:
