@@ -189,6 +189,52 @@ VQZ_API vqz_status vqz_file_probe(const char *path, vqz_file_info *info);
  * a JSON document (what vqz-info prints); free with vqz_free(). */
 VQZ_API vqz_status vqz_file_describe_json(const char *path, char **json);
 
+/* ===== evaluation ===== */
+/* Full-reference quality of a decoded image or sound against its original, with the metrics codec papers
+ * report. The exact definitions are in codec/metrics.h; in short: */
+
+typedef struct {
+    uint32_t width, height;
+    int channels;           /* colour planes compared: 1 (both grey) or 3 (RGB; grey replicated); alpha never */
+    int bit_depth_ref, bit_depth_test; /* 8 or 16; samples are compared as v / (2^depth - 1) */
+    double mse;             /* mean squared error of the colour samples on [0, 1] */
+    double psnr;            /* dB, 10 log10(1 / mse): peak 255 for 8-bit, 65535 for 16-bit; +inf when equal */
+    double psnr_y;          /* dB, BT.601 luma of scikit-image's rgb2ycbcr (Y = 16 + 65.481 R + 128.553 G +
+                             * 24.966 B, R, G, B in [0, 1]), peak 255 */
+    double msssim;          /* MS-SSIM (5 scales, 11x11 Gaussian sigma 1.5), mean over the colour planes */
+    double msssim_y;        /* MS-SSIM of the luma plane */
+    int msssim_scales;      /* 5: msssim* are MS-SSIM; 1: a side is below 161 px, msssim* hold single-scale
+                             * SSIM; 0: a side is below 11 px, msssim* are NaN */
+} vqz_image_metrics;
+
+/* Compare two image files (PNG or JPEG). Both must have the same width and height: VQZ_ERR_SHAPE names
+ * both sizes otherwise. Read errors are those of the reader and name the file. */
+VQZ_API vqz_status vqz_eval_images(const char *ref, const char *test, vqz_image_metrics *out);
+/* The same for images in memory. */
+VQZ_API vqz_status vqz_eval_pixels(const vqz_pixels *ref, const vqz_pixels *test, vqz_image_metrics *out);
+
+typedef struct {
+    int channels;
+    int sample_rate;        /* the reference's rate: every metric is computed at it */
+    int test_sample_rate;   /* the test's own rate (resampled to sample_rate when it differs) */
+    int64_t frames_ref;     /* frames of the reference */
+    int64_t frames_test;    /* frames of the test at sample_rate (after any resampling) */
+    int64_t frames;         /* frames compared: the shorter of the two */
+    int length_mismatch;    /* 1 when frames_ref and frames_test differ by more than 1% of the longer */
+    double si_sdr;          /* dB, scale-invariant SDR (zero-mean), mean over channels */
+    double snr;             /* dB */
+    double mel_distance;    /* log10 mel L1 distance, n_fft 2048, hop 512, 80 Slaney bands; NaN below 1025 frames */
+    double mel_distance_dac; /* DAC's 7-resolution mel distance (windows 32..2048), summed; NaN below 1025 frames */
+    double stft_distance;   /* multi-resolution STFT distance (512, 1024, 2048); NaN below 2048 frames */
+} vqz_audio_metrics;
+
+/* Compare two audio files (anything libsndfile reads) with the same number of channels (VQZ_ERR_SHAPE
+ * otherwise). Read errors are those of the reader and name the file. */
+VQZ_API vqz_status vqz_eval_audio(const char *ref, const char *test, vqz_audio_metrics *out);
+/* The same for PLANAR float signals in memory (channel c of ref is ref[c * ref_frames ...]). */
+VQZ_API vqz_status vqz_eval_signals(const float *ref, int64_t ref_frames, int ref_rate, const float *test,
+                                    int64_t test_frames, int test_rate, int channels, vqz_audio_metrics *out);
+
 #ifdef __cplusplus
 }
 #endif
