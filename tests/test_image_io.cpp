@@ -11,6 +11,12 @@
 #include <dirent.h>
 #include <string>
 #include <sys/resource.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -458,6 +464,15 @@ std::vector<uint8_t> png_with_ihdr(uint32_t w, uint32_t h, int depth, int ct)
 // Returns 0 for VQZ_ERR_LIMIT.
 int limit_status_in_child(const std::vector<uint8_t> &png)
 {
+    if (RUNNING_ON_VALGRIND) {
+        // valgrind's own address space cannot live under the cap, and its leak check of a forked child
+        // reports the parent's live blocks: check the status in-process (the no-allocation property is
+        // covered by the runs outside valgrind)
+        vqz_image *img = nullptr;
+        vqz_status s = vqz_image_read_memory(png.data(), png.size(), &img);
+        vqz_image_free(img);
+        return s == VQZ_ERR_LIMIT ? 0 : 3;
+    }
     std::fflush(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
