@@ -15,6 +15,12 @@
 # kept as they are (JPEG, PNG, WAV, Ogg Vorbis/Opus, FLAC, AIFF: all readable by the codec's readers)
 # except WebP (to PNG with dwebp) and G.722 (to 16 kHz WAV with ffmpeg). Qt .rcc bundles are unpacked
 # by tools/extract-rcc.py, a data-preparation script that nothing in the build or the tests runs.
+# Audio is measured with libsndfile (sndfile-info); empty clips and clips peaking under -60 dBFS are
+# left out, as are the small pictures (both sides under 512 px) of the gcompris and GNOME packages.
+# Missing tools (ffmpeg, webp, sndfile-programs) are installed with apt-get, which needs root or sudo.
+# The licence column is the Debian copyright file's (DEP-5 Files globs matched against the installed
+# path), or for gcompris the README beside the file in its bundle.
+# VQZ_FETCH_ONLY="PKG ..." limits a run to the packages named (to try a change on a few).
 #
 # Validation split: a file goes to val when the SHA-256 digest of "PACKAGE/PATH" (PATH as in the
 # manifest's path column), read as a big-endian number, is 0 mod 10; python3-skimage's coffee.png and
@@ -539,7 +545,6 @@ for group in $GROUPS_WANTED; do
         music) pkgs=$MUSIC_PKGS ;;
     esac
     for pkg in $pkgs; do
-        # VQZ_FETCH_ONLY="pkg ..." limits a run to those packages (to try a change on a few)
         case " ${VQZ_FETCH_ONLY:-$pkg} " in *" $pkg "*) ;; *) continue ;; esac
         do_package "$group" "$pkg" || { FAILED="$FAILED $group/$pkg"; say "$group: $pkg FAILED" >&2; }
     done
