@@ -3,12 +3,12 @@
  * given at each RVQ level and prints the index rate (bits per pixel before entropy coding), PSNR and
  * times. Usage: engine-demo [--steps N] image.png [more.png ...] */
 #include <math.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "codec/image_io.h"
 #include "common/status.h"
 #include "nn/adamw.h"
 #include "nn/net.h"
@@ -20,32 +20,24 @@ static double now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Loads an 8-bit RGB PNG as planar floats in [-1, 1]. */
-static float *load_png(const char *path, int *w, int *h)
+/* Loads a PNG or JPEG through the codec's reader as planar RGB floats in [-1, 1]. */
+static float *load_image(const char *path, int *w, int *h)
 {
-    png_image img;
-    memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&img, path)) {
-        fprintf(stderr, "engine-demo: %s: %s\n", path, img.message);
+    vqz_image *img = NULL;
+    vqz_status st = vqz_image_read_file(path, &img);
+    if (st != VQZ_OK) {
+        fprintf(stderr, "engine-demo: %s\n", vqz_last_error());
         return NULL;
     }
-    img.format = PNG_FORMAT_RGB;
-    unsigned char *buf = malloc(PNG_IMAGE_SIZE(img));
-    if (!buf || !png_image_finish_read(&img, NULL, buf, 0, NULL)) {
-        fprintf(stderr, "engine-demo: %s: %s\n", path, buf ? img.message : "out of memory");
-        free(buf);
-        png_image_free(&img);
-        return NULL;
+    *w = img->width;
+    *h = img->height;
+    float *x = malloc((size_t)3 * img->width * img->height * sizeof(float));
+    if (x && vqz_image_to_rgb_planar(img, x) != VQZ_OK) {
+        fprintf(stderr, "engine-demo: %s\n", vqz_last_error());
+        free(x);
+        x = NULL;
     }
-    *w = (int)img.width;
-    *h = (int)img.height;
-    float *x = malloc((size_t)3 * *w * *h * sizeof(float));
-    if (x)
-        for (int c = 0; c < 3; c++)
-            for (int i = 0; i < *h * *w; i++)
-                x[(size_t)c * *w * *h + i] = buf[(size_t)i * 3 + c] / 127.5f - 1.0f;
-    free(buf);
+    vqz_image_free(img);
     return x;
 }
 
@@ -91,7 +83,7 @@ int main(int argc, char **argv)
     CHECK(vqz_nn_ctx_create(&ctx, VQZ_DEVICE_AUTO, 0), "context");
 
     int tw, th;
-    float *train = load_png(argv[first], &tw, &th);
+    float *train = load_image(argv[first], &tw, &th);
     if (!train)
         return 2;
     const int B = 8, P = 64;
@@ -134,7 +126,7 @@ int main(int argc, char **argv)
     printf("\n%-28s %6s %8s %8s %9s %9s\n", "image", "levels", "bpp", "PSNR", "enc ms", "dec ms");
     for (int a = first; a < argc; a++) {
         int w, h;
-        float *img = load_png(argv[a], &w, &h);
+        float *img = load_image(argv[a], &w, &h);
         if (!img)
             return 2;
         int f = vqz_net_stride(m), pw = (w + f - 1) / f * f, ph = (h + f - 1) / f * f;
