@@ -235,6 +235,82 @@ VQZ_API vqz_status vqz_eval_audio(const char *ref, const char *test, vqz_audio_m
 VQZ_API vqz_status vqz_eval_signals(const float *ref, int64_t ref_frames, int ref_rate, const float *test,
                                     int64_t test_frames, int test_rate, int channels, vqz_audio_metrics *out);
 
+/* ===== training ===== */
+/* Train a model (or adapt one) on folders of images or audio, as vqz-train does. The run writes the model
+ * bundle to out_path and a checkpoint (the bundle's tensors plus optimizer, EMA and random-generator state)
+ * to ckpt_path at every checkpoint, each atomically, so a killed run resumes from its last checkpoint and no
+ * file is ever left half-written. A CPU run with fixed threads and seed is reproducible bit for bit, resumed
+ * or not. */
+
+typedef struct {
+    vqz_kind kind;               /* VQZ_KIND_IMAGE or VQZ_KIND_AUDIO */
+    const char *const *data_dirs; /* training folders (searched recursively) */
+    int n_data_dirs;
+    const char *const *val_dirs; /* validation folders, never trained on; may be empty */
+    int n_val_dirs;
+    const char *out_path;        /* the model bundle written */
+    const char *ckpt_path;       /* NULL: out_path with ".ckpt" appended */
+    const char *name;            /* model name recorded in the bundle; NULL: out_path's file name stem */
+    const char *config;          /* "small", "base", another preset name, or a JSON file; NULL: the --init model's, else "small" */
+    const char *resume_path;     /* continue the run saved in this checkpoint (its settings win) */
+    const char *init_path;       /* start from this model's weights (fine-tuning); same architecture */
+    const char *log_csv;         /* append one row per logged step; NULL: no log */
+    int64_t steps;               /* total steps of the run; 0: 20000, or on resume the checkpoint's */
+    int batch;                   /* crops per step; 0: 16 */
+    double crop;                 /* crop side in pixels (images; 0: 128) or clip seconds (audio; 0: 1) */
+    double lr;                   /* peak learning rate (default 1e-3); warm-up then cosine to lr / 10 */
+    int levels;                  /* override the config's L (0: keep) */
+    int codebook_size;           /* override the config's K (0: keep) */
+    double msssim_weight;        /* images: weight of (1 - MS-SSIM) added to MSE (default 0) */
+    double stft_weight;          /* audio: weight of the multi-resolution STFT loss added to L1 (default 1) */
+    double dropout;              /* probability of a random level count per step (default 0.5) */
+    vqz_device_kind device;      /* default VQZ_DEVICE_AUTO */
+    int threads;                 /* 0: the library default */
+    uint64_t seed;               /* default 1 */
+    int codebook_only;           /* keep encoder and decoder frozen, fit new codebooks (needs init_path) */
+    int64_t log_every;           /* steps between progress reports and log rows (default 10) */
+    int64_t val_every;           /* steps between validations (default 500) */
+    int64_t ckpt_every;          /* steps between checkpoints (default 500) */
+    double ckpt_minutes;         /* also checkpoint when this much wall time passed since the last (default 10) */
+    int64_t cache_mb;            /* decoded-data cache budget in MiB (default 2048) */
+    const volatile int *cancel;  /* when non-NULL and set non-zero, the run stops after the current step as if
+                                  * the callback had asked (a checkpoint is written, VQZ_ERR_CANCELLED) */
+} vqz_train_options;
+
+/* Fill o with the defaults above (kind image, no folders). */
+VQZ_API void vqz_train_options_init(vqz_train_options *o);
+
+typedef enum {
+    VQZ_TRAIN_MESSAGE = 0,       /* a line of text (data loading, a skipped file, a checkpoint written) */
+    VQZ_TRAIN_STEP = 1,          /* every log_every steps */
+    VQZ_TRAIN_VALIDATION = 2     /* after a validation pass */
+} vqz_train_event;
+
+typedef struct {
+    vqz_train_event event;
+    const char *message;         /* VQZ_TRAIN_MESSAGE only */
+    int64_t step, steps;         /* steps done, steps of the run */
+    double elapsed_s;            /* wall time of the run, all resumed parts included */
+    double steps_per_s, samples_per_s, eta_s; /* over the last report interval */
+    double lr, loss, recon, commit, aux, grad_norm; /* of the last step; aux: MS-SSIM or STFT term */
+    int levels;                  /* L of the model */
+    double perplexity[32];       /* per level: on the last step's batch, or over the validation set */
+    int dead[32];                /* per level: codewords unused (validation) or restarted (last step) */
+    double val_psnr;             /* images: PSNR (dB, 8-bit) at all levels on the validation crops; else NaN */
+    double val_mel;              /* audio: DAC mel distance at all levels on the validation clips; else NaN */
+    double val_sisdr;            /* audio: SI-SDR (dB); else NaN */
+} vqz_train_progress;
+
+/* Return non-zero to stop: the run writes a checkpoint and the bundle, then returns VQZ_ERR_CANCELLED. */
+typedef int (*vqz_train_callback)(const vqz_train_progress *p, void *user);
+
+VQZ_API vqz_status vqz_train(const vqz_train_options *o, vqz_train_callback cb, void *user);
+
+/* Render a training log (the CSV vqz_train writes) as loss and metric curves in a PNG. columns may be NULL
+ * (n_columns 0) for every column of interest. */
+VQZ_API vqz_status vqz_train_plot(const char *csv_path, const char *png_path, const char *const *columns,
+                                  int n_columns);
+
 #ifdef __cplusplus
 }
 #endif

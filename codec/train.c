@@ -1,0 +1,917 @@
+/* train.c — vqz_train, the training run behind vqz-train: data loading, the optimisation loop (or the
+ * codebook-only fit), validation, the CSV log, progress reports, atomic checkpoints and exact resume. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "codec/dataset.h"
+#include "codec/metrics.h"
+#include "codec/model.h"
+#include "codec/plot.h"
+#include "common/status.h"
+#include "format/bundle.h"
+#include "format/fileio.h"
+#include "nn/adamw.h"
+#include "nn/net.h"
+
+#define DEFAULT_STEPS 20000
+#define VAL_MAX_FILES 32
+#define VAL_IMAGE_CROP 256
+#define VAL_AUDIO_SECONDS 2.0
+#define KMEANS_VECTORS_PER_CODE 8
+#define KMEANS_ITERS 10
+
+void vqz_train_options_init(vqz_train_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = VQZ_KIND_IMAGE;
+    o->lr = 1e-3;
+    o->stft_weight = 1.0;
+    o->dropout = 0.5;
+    o->device = VQZ_DEVICE_AUTO;
+    o->seed = 1;
+    o->log_every = 10;
+    o->val_every = 500;
+    o->ckpt_every = 500;
+    o->ckpt_minutes = 10;
+    o->cache_mb = 2048;
+}
+
+/* What makes a run: saved in every checkpoint so that a resumed run continues the same one. */
+typedef struct {
+    vqz_net_config cfg;
+    int64_t steps;
+    int batch;
+    int crop;            /* pixels (images) or samples (audio) */
+    double lr, msssim_weight, stft_weight, dropout;
+    uint64_t seed;
+    int codebook_only;
+    char parent[256];    /* name of the model we started from, "" when from scratch */
+    char parent_sha[65];
+} run_settings;
+
+typedef struct {
+    const vqz_train_options *o;
+    vqz_train_callback cb;
+    void *user;
+    run_settings rs;
+    char name[256];
+    char ckpt_path[4096];
+    vqz_nn_ctx *ctx;
+    vqz_net *net;        /* trains */
+    vqz_net *val_net;    /* shares net's weights, for validation */
+    vqz_dataset *data, *val;
+    vqz_rng rng;         /* level dropout, dead-code restarts, k-means */
+    int64_t step;
+    double elapsed_before; /* wall time of the earlier parts of a resumed run */
+    double t_start;
+    FILE *log;
+    int64_t n_val;       /* validation crops */
+    int64_t val_ids[VAL_MAX_FILES];
+    vqz_train_progress last_val;
+} trainer;
+
+/* ------------------------------------------------------------------------------ reporting */
+
+static int report(trainer *t, vqz_train_progress *p)
+{
+    return t->cb ? t->cb(p, t->user) : 0;
+}
+
+static void message(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void message(trainer *t, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    vqz_train_progress p;
+    memset(&p, 0, sizeof p);
+    p.event = VQZ_TRAIN_MESSAGE;
+    p.message = line;
+    p.step = t->step;
+    p.steps = t->rs.steps;
+    p.val_psnr = p.val_mel = p.val_sisdr = NAN;
+    report(t, &p);
+}
+
+static void dataset_log(void *user, const char *line)
+{
+    message((trainer *)user, "%s", line);
+}
+
+static double elapsed(const trainer *t)
+{
+    return t->elapsed_before + (vqz_now() - t->t_start);
+}
+
+/* ------------------------------------------------------------------------------ settings */
+
+static vqz_status settings_to_json(const run_settings *rs, const trainer *t, char **out)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return vqz_fail(VQZ_ERR_NOMEM, "train: out of memory");
+    char rng[4][17];
+    for (int i = 0; i < 4; i++)
+        snprintf(rng[i], sizeof rng[i], "%016" PRIx64, t->rng.s[i]);
+    char seed[17];
+    snprintf(seed, sizeof seed, "%016" PRIx64, rs->seed);
+    cJSON *r = cJSON_CreateStringArray((const char *const *)(const char *[]){rng[0], rng[1], rng[2], rng[3]}, 4);
+    cJSON_AddItemToObject(j, "rng", r);
+    cJSON_AddNumberToObject(j, "step", (double)t->step);
+    cJSON_AddNumberToObject(j, "elapsed_s", elapsed(t));
+    cJSON_AddNumberToObject(j, "steps", (double)rs->steps);
+    cJSON_AddNumberToObject(j, "batch", rs->batch);
+    cJSON_AddNumberToObject(j, "crop", rs->crop);
+    cJSON_AddNumberToObject(j, "lr", rs->lr);
+    cJSON_AddNumberToObject(j, "msssim_weight", rs->msssim_weight);
+    cJSON_AddNumberToObject(j, "stft_weight", rs->stft_weight);
+    cJSON_AddNumberToObject(j, "dropout", rs->dropout);
+    cJSON_AddStringToObject(j, "seed", seed);
+    cJSON_AddBoolToObject(j, "codebook_only", rs->codebook_only);
+    cJSON_AddStringToObject(j, "parent", rs->parent);
+    cJSON_AddStringToObject(j, "parent_sha256", rs->parent_sha);
+    *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return *out ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "train: out of memory");
+}
+
+static int json_num(const cJSON *j, const char *key, double *v)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!cJSON_IsNumber(it))
+        return 0;
+    *v = it->valuedouble;
+    return 1;
+}
+
+static int json_hex64(const cJSON *it, uint64_t *v)
+{
+    if (!cJSON_IsString(it) || strlen(it->valuestring) != 16)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    *v = strtoull(it->valuestring, &end, 16);
+    return errno == 0 && end && *end == 0;
+}
+
+/* Read the settings and loop state of a checkpoint's "vqz.train" metadata. */
+static vqz_status settings_from_json(const char *json, const char *path, run_settings *rs, trainer *t)
+{
+    cJSON *j = cJSON_Parse(json);
+    VQZ_FAIL_IF(!j, VQZ_ERR_FORMAT, "%s: \"vqz.train\" metadata is not JSON", path);
+    double step, el, steps, batch, crop, lr, msw, stw, dr;
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(j, "rng");
+    int ok = json_num(j, "step", &step) && json_num(j, "elapsed_s", &el) && json_num(j, "steps", &steps) &&
+             json_num(j, "batch", &batch) && json_num(j, "crop", &crop) && json_num(j, "lr", &lr) &&
+             json_num(j, "msssim_weight", &msw) && json_num(j, "stft_weight", &stw) &&
+             json_num(j, "dropout", &dr) && json_hex64(cJSON_GetObjectItemCaseSensitive(j, "seed"), &rs->seed) &&
+             cJSON_IsArray(rng) && cJSON_GetArraySize(rng) == 4;
+    for (int i = 0; ok && i < 4; i++)
+        ok = json_hex64(cJSON_GetArrayItem(rng, i), &t->rng.s[i]);
+    const cJSON *cbo = cJSON_GetObjectItemCaseSensitive(j, "codebook_only");
+    const cJSON *par = cJSON_GetObjectItemCaseSensitive(j, "parent");
+    const cJSON *psha = cJSON_GetObjectItemCaseSensitive(j, "parent_sha256");
+    ok = ok && cJSON_IsBool(cbo) && cJSON_IsString(par) && cJSON_IsString(psha) && step >= 0 && steps >= 1 &&
+         batch >= 1 && batch <= 4096 && crop >= 1 && lr > 0 && el >= 0;
+    if (ok) {
+        t->step = (int64_t)step;
+        t->elapsed_before = el;
+        rs->steps = (int64_t)steps;
+        rs->batch = (int)batch;
+        rs->crop = (int)crop;
+        rs->lr = lr;
+        rs->msssim_weight = msw;
+        rs->stft_weight = stw;
+        rs->dropout = dr;
+        rs->codebook_only = cJSON_IsTrue(cbo);
+        snprintf(rs->parent, sizeof rs->parent, "%s", par->valuestring);
+        snprintf(rs->parent_sha, sizeof rs->parent_sha, "%s", psha->valuestring);
+    }
+    cJSON_Delete(j);
+    VQZ_FAIL_IF(!ok, VQZ_ERR_FORMAT, "%s: \"vqz.train\" metadata lacks or mangles a run setting", path);
+    return VQZ_OK;
+}
+
+/* ------------------------------------------------------------------------------ checkpoints */
+
+static vqz_status save(trainer *t)
+{
+    vqz_net *m = t->net;
+    char *config = NULL, *train = NULL;
+    vqz_status s = vqz_net_check_weights(m);
+    if (s == VQZ_OK)
+        s = vqz_net_config_to_json(&m->cfg, &config);
+    if (s == VQZ_OK)
+        s = settings_to_json(&t->rs, t, &train);
+    vqz_bundle_writer *w = NULL;
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_create(&w);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "format", VQZ_BUNDLE_FORMAT);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "name", t->name);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "config", config);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "vqz.train", train);
+    for (int i = 0; s == VQZ_OK && i < m->n_tensors; i++) {
+        const vqz_param_info *p = &m->info[i];
+        s = vqz_bundle_writer_add(w, p->name, p->ndim, p->shape, m->params + p->offset, VQZ_DTYPE_F32);
+    }
+    int64_t lk = (int64_t)m->cfg.levels * m->cfg.codebook_size;
+    int64_t sh_train[1] = {m->n_train}, sh_count[2] = {m->cfg.levels, m->cfg.codebook_size},
+            sh_sum[3] = {m->cfg.levels, m->cfg.codebook_size, m->cfg.latent_dim};
+    (void)lk;
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_add(w, "train.adam_m", 1, sh_train, m->adam_m, VQZ_DTYPE_F32);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_add(w, "train.adam_v", 1, sh_train, m->adam_v, VQZ_DTYPE_F32);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_add(w, "train.ema_count", 2, sh_count, m->ema_count, VQZ_DTYPE_F32);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_add(w, "train.ema_sum", 3, sh_sum, m->ema_sum, VQZ_DTYPE_F32);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_write_file(w, t->ckpt_path, NULL);
+    vqz_bundle_writer_free(w);
+    free(config);
+
+    /* the model itself, with its provenance */
+    if (s == VQZ_OK) {
+        char steps[32], secs[32], data[128];
+        snprintf(steps, sizeof steps, "%" PRId64, t->step);
+        snprintf(secs, sizeof secs, "%.0f", elapsed(t));
+        snprintf(data, sizeof data, "%" PRId64 " files, %.1f %s", vqz_dataset_count(t->data),
+                 vqz_dataset_amount(t->data), t->rs.cfg.kind == VQZ_NET_IMAGE ? "megapixels" : "seconds");
+        const char *meta[] = {"vqz.trained_by", "vqz-train " VQZ_VERSION_STRING, "vqz.steps", steps,
+                              "vqz.train_seconds", secs, "vqz.data", data, "vqz.run", train,
+                              t->rs.parent[0] ? "vqz.parent" : NULL, t->rs.parent, "vqz.parent_sha256",
+                              t->rs.parent_sha, NULL, NULL};
+        s = vqz_net_save_bundle(m, t->name, meta, t->o->out_path, NULL);
+    }
+    free(train);
+    return s;
+}
+
+static vqz_status load_checkpoint(trainer *t, const char *path)
+{
+    vqz_bundle *b = NULL;
+    VQZ_TRY(vqz_bundle_open_file(path, &b));
+    const char *config = NULL, *train = NULL, *name = NULL;
+    vqz_status s = vqz_bundle_meta_get(b, "vqz.train", &train);
+    if (s != VQZ_OK)
+        s = vqz_fail(VQZ_ERR_FORMAT, "%s: not a vqz-train checkpoint (no \"vqz.train\" metadata)", path);
+    if (s == VQZ_OK)
+        s = vqz_bundle_meta_get(b, "config", &config);
+    if (s == VQZ_OK)
+        s = vqz_bundle_meta_get(b, "name", &name);
+    if (s == VQZ_OK)
+        s = vqz_net_config_from_json(config, &t->rs.cfg);
+    if (s == VQZ_OK)
+        s = settings_from_json(train, path, &t->rs, t);
+    if (s == VQZ_OK && !t->o->name)
+        snprintf(t->name, sizeof t->name, "%s", name);
+    if (s == VQZ_OK)
+        s = vqz_net_create(&t->rs.cfg, &t->net);
+    if (s == VQZ_OK)
+        s = vqz_net_enable_training(t->net);
+    vqz_net *m = t->net;
+    for (int i = 0; s == VQZ_OK && i < m->n_tensors; i++) {
+        const vqz_param_info *p = &m->info[i];
+        s = vqz_bundle_get_f32(b, p->name, p->ndim, p->shape, m->params + p->offset);
+    }
+    if (s == VQZ_OK) {
+        int64_t sh_train[1] = {m->n_train}, sh_count[2] = {m->cfg.levels, m->cfg.codebook_size},
+                sh_sum[3] = {m->cfg.levels, m->cfg.codebook_size, m->cfg.latent_dim};
+        s = vqz_bundle_get_f32(b, "train.adam_m", 1, sh_train, m->adam_m);
+        if (s == VQZ_OK)
+            s = vqz_bundle_get_f32(b, "train.adam_v", 1, sh_train, m->adam_v);
+        if (s == VQZ_OK)
+            s = vqz_bundle_get_f32(b, "train.ema_count", 2, sh_count, m->ema_count);
+        if (s == VQZ_OK)
+            s = vqz_bundle_get_f32(b, "train.ema_sum", 3, sh_sum, m->ema_sum);
+    }
+    if (s == VQZ_OK)
+        m->step = t->step; /* AdamW's bias correction continues from here */
+    else
+        vqz_error_prefix("%s: ", path);
+    vqz_bundle_free(b);
+    return s;
+}
+
+/* Weights (all tensors, codebooks included) of a model bundle with the run's architecture. */
+static vqz_status load_init(trainer *t, const char *path)
+{
+    vqz_model *pm = NULL;
+    VQZ_TRY(vqz_model_load(path, &pm));
+    vqz_status s = VQZ_OK;
+    char *a = NULL, *b = NULL;
+    if (vqz_net_config_to_json(&pm->cfg, &a) == VQZ_OK && vqz_net_config_to_json(&t->rs.cfg, &b) == VQZ_OK &&
+        strcmp(a, b) != 0)
+        s = vqz_fail(VQZ_ERR_MODEL_MISMATCH, "%s: its architecture %s differs from the run's %s "
+                     "(leave out --config, --levels and --codebook-size with --init)", path, a, b);
+    free(a);
+    free(b);
+    if (s == VQZ_OK) {
+        memcpy(t->net->params, pm->net->params, (size_t)t->net->n_total * sizeof(float));
+        snprintf(t->rs.parent, sizeof t->rs.parent, "%s", pm->name);
+        for (int i = 0; i < 32; i++)
+            snprintf(t->rs.parent_sha + 2 * i, 3, "%02x", pm->sha256[i]);
+        /* EMA state starts at the loaded codebooks */
+        int64_t lk = (int64_t)t->rs.cfg.levels * t->rs.cfg.codebook_size;
+        for (int64_t i = 0; i < lk; i++)
+            t->net->ema_count[i] = 1.0f;
+        memcpy(t->net->ema_sum, t->net->views[t->net->cb].data, (size_t)lk * t->rs.cfg.latent_dim * sizeof(float));
+    }
+    vqz_model_free(pm);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------ the log */
+
+static void log_header(trainer *t)
+{
+    fprintf(t->log, "step,time_s,lr,loss,recon,commit,aux,grad_norm,levels_used,samples_per_s");
+    for (int l = 0; l < t->rs.cfg.levels; l++)
+        fprintf(t->log, ",ppl_%d", l + 1);
+    fprintf(t->log, ",restarts,%s,val_ppl_min,val_dead_max\n",
+            t->rs.cfg.kind == VQZ_NET_IMAGE ? "val_psnr" : "val_mel,val_sisdr");
+}
+
+/* On resume, rows written after the checkpoint (by the run that was killed) are dropped so that the log
+ * tells one continuous story. The log is rewritten atomically. */
+static vqz_status trim_log(const char *path, int64_t last_step)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return VQZ_OK; /* a new log */
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) {
+            fclose(f);
+            return vqz_fail(VQZ_ERR_NOMEM, "%s: out of memory", path);
+        }
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *nb = realloc(buf, cap * 2);
+        if (!nb)
+            free(buf);
+        buf = nb;
+        cap *= 2;
+    }
+    fclose(f);
+    size_t keep = 0;
+    int line = 0;
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && buf[e] != '\n')
+            e++;
+        if (line > 0 && strtoll(buf + i, NULL, 10) > last_step)
+            break;
+        keep = e < n ? e + 1 : e;
+        i = keep;
+        line++;
+    }
+    vqz_status s = keep == n ? VQZ_OK : vqz_write_file_atomic(path, (const uint8_t *)buf, keep);
+    free(buf);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------ validation */
+
+static vqz_status validate(trainer *t, vqz_train_progress *p)
+{
+    p->val_psnr = p->val_mel = p->val_sisdr = NAN;
+    if (t->n_val == 0)
+        return VQZ_OK;
+    vqz_net *m = t->val_net;
+    const vqz_net_config *c = &t->rs.cfg;
+    int image = c->kind == VQZ_NET_IMAGE;
+    int f = vqz_net_stride(m);
+    int crop = image ? VAL_IMAGE_CROP : (int)(VAL_AUDIO_SECONDS * c->sample_rate) / f * f;
+    int64_t numel = image ? 3LL * crop * crop : crop;
+    int64_t pos = image ? (int64_t)(crop / f) * (crop / f) : crop / f;
+    float *x = malloc((size_t)numel * sizeof(float)), *y = malloc((size_t)numel * sizeof(float));
+    int32_t *idx = malloc((size_t)(c->levels * pos * t->n_val) * sizeof(int32_t));
+    int32_t *one = malloc((size_t)(c->levels * pos) * sizeof(int32_t));
+    vqz_status s = x && y && idx && one ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "validation: out of memory");
+    double psnr = 0, mel = 0, sisdr = 0;
+    for (int64_t v = 0; s == VQZ_OK && v < t->n_val; v++) {
+        s = vqz_dataset_fixed(t->val, t->val_ids[v], crop, x);
+        vqz_tensor xt = image ? vqz_t4(x, 1, 3, crop, crop) : vqz_t3(x, 1, 1, crop);
+        vqz_tensor yt = image ? vqz_t4(y, 1, 3, crop, crop) : vqz_t3(y, 1, 1, crop);
+        if (s == VQZ_OK)
+            s = vqz_net_encode(t->ctx, m, &xt, c->levels, one);
+        if (s == VQZ_OK)
+            s = vqz_net_decode(t->ctx, m, one, c->levels, &yt);
+        if (s != VQZ_OK)
+            break;
+        for (int l = 0; l < c->levels; l++)
+            memcpy(idx + ((int64_t)l * t->n_val + v) * pos, one + (int64_t)l * pos, (size_t)pos * sizeof(int32_t));
+        if (image) {
+            /* as the codec delivers it: 8-bit pixels */
+            double se = 0;
+            for (int64_t i = 0; i < numel; i++) {
+                double a = floor((x[i] + 1.0) * 127.5 + 0.5), b = floor((y[i] + 1.0) * 127.5 + 0.5);
+                b = b < 0 ? 0 : b > 255 ? 255 : b;
+                se += (a - b) * (a - b);
+            }
+            psnr += vqz_metric_psnr(se / (double)numel, 255.0);
+        } else {
+            double md = 0;
+            s = vqz_metric_mel_distance_dac(x, y, crop, c->sample_rate, &md);
+            mel += md;
+            sisdr += vqz_metric_si_sdr(x, y, crop);
+        }
+    }
+    if (s == VQZ_OK) {
+        if (image)
+            p->val_psnr = psnr / (double)t->n_val;
+        else {
+            p->val_mel = mel / (double)t->n_val;
+            p->val_sisdr = sisdr / (double)t->n_val;
+        }
+        for (int l = 0; s == VQZ_OK && l < c->levels; l++) {
+            vqz_rvq_usage u;
+            s = vqz_rvq_usage_of(idx + (int64_t)l * t->n_val * pos, t->n_val * pos, c->codebook_size, &u);
+            p->perplexity[l] = u.perplexity;
+            p->dead[l] = u.unused;
+        }
+    }
+    free(x);
+    free(y);
+    free(idx);
+    free(one);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------ set-up */
+
+static vqz_status resolve_config(const vqz_train_options *o, vqz_net_config *cfg)
+{
+    const char *kind = o->kind == VQZ_KIND_AUDIO ? "audio" : "image";
+    const char *c = o->config ? o->config : "small";
+    char preset[64];
+    if (strcmp(c, "small") == 0 || strcmp(c, "base") == 0) {
+        snprintf(preset, sizeof preset, "%s-%s", kind, c);
+        VQZ_TRY(vqz_net_config_preset(preset, cfg));
+    } else if (strncmp(c, "image-", 6) == 0 || strncmp(c, "audio-", 6) == 0) {
+        VQZ_TRY(vqz_net_config_preset(c, cfg));
+    } else {
+        FILE *f = fopen(c, "rb");
+        VQZ_FAIL_IF(!f, VQZ_ERR_IO, "config '%s': not a preset (small, base) and cannot open it as a JSON file: %s",
+                    c, strerror(errno));
+        char *buf = malloc(1 << 20);
+        size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+        fclose(f);
+        VQZ_FAIL_IF(!buf, VQZ_ERR_NOMEM, "config '%s': out of memory", c);
+        buf[n] = 0;
+        vqz_status s = vqz_net_config_from_json(buf, cfg);
+        free(buf);
+        if (s != VQZ_OK) {
+            vqz_error_prefix("config '%s': ", c);
+            return s;
+        }
+    }
+    VQZ_FAIL_IF((cfg->kind == VQZ_NET_AUDIO) != (o->kind == VQZ_KIND_AUDIO), VQZ_ERR_INVALID_ARG,
+                "config '%s' is a%s model, the run trains %s", c, cfg->kind == VQZ_NET_AUDIO ? "n audio" : "n image",
+                kind);
+    if (o->levels > 0)
+        cfg->levels = o->levels;
+    if (o->codebook_size > 0)
+        cfg->codebook_size = o->codebook_size;
+    return vqz_net_config_check(cfg);
+}
+
+static void default_name(const char *out, char *name, size_t cap)
+{
+    const char *b = strrchr(out, '/');
+    b = b ? b + 1 : out;
+    snprintf(name, cap, "%s", b);
+    char *dot = strstr(name, ".safetensors");
+    if (dot && dot != name)
+        *dot = 0;
+}
+
+static vqz_status load_data(trainer *t)
+{
+    const vqz_train_options *o = t->o;
+    vqz_dataset_opts d;
+    memset(&d, 0, sizeof d);
+    d.kind = t->rs.cfg.kind == VQZ_NET_IMAGE ? VQZ_DATA_IMAGE : VQZ_DATA_AUDIO;
+    d.sample_rate = t->rs.cfg.sample_rate;
+    d.min_side = d.kind == VQZ_DATA_IMAGE ? t->rs.crop : 0;
+    d.cache_bytes = o->cache_mb * (1LL << 20);
+    d.seed = t->rs.seed;
+    d.threads = o->threads;
+    d.log = dataset_log;
+    d.log_user = t;
+    message(t, "loading training data");
+    VQZ_TRY(vqz_dataset_load(o->data_dirs, o->n_data_dirs, &d, &t->data));
+    if (o->n_val_dirs > 0) {
+        message(t, "loading validation data");
+        d.min_side = d.kind == VQZ_DATA_IMAGE ? VAL_IMAGE_CROP : 0;
+        d.cache_bytes = (int64_t)256 << 20; /* enough for VAL_MAX_FILES, however many files the folders hold */
+        VQZ_TRY(vqz_dataset_load(o->val_dirs, o->n_val_dirs, &d, &t->val));
+        int64_t n = vqz_dataset_count(t->val);
+        t->n_val = n < VAL_MAX_FILES ? n : VAL_MAX_FILES;
+        for (int64_t i = 0; i < t->n_val; i++) /* evenly spread over the (path-sorted) files */
+            t->val_ids[i] = i * n / t->n_val;
+    }
+    return VQZ_OK;
+}
+
+/* Latents of enough random crops for `vectors` latent vectors, drawn from a batch stream of its own. */
+static vqz_status gather_latents(trainer *t, int64_t vectors, float **z_out, vqz_tensor *zt)
+{
+    vqz_net *m = t->net;
+    const run_settings *rs = &t->rs;
+    int image = rs->cfg.kind == VQZ_NET_IMAGE;
+    int64_t lh, lw;
+    VQZ_TRY(vqz_net_latent_size(m, rs->crop, image ? rs->crop : 1, &lh, &lw));
+    int64_t per = lh * lw, D = rs->cfg.latent_dim;
+    int chunk = rs->batch;
+    int64_t n = (vectors + per - 1) / per;
+    n = (n + chunk - 1) / chunk * chunk;
+    int64_t in_numel = image ? 3LL * rs->crop * rs->crop : rs->crop;
+    float *x = malloc((size_t)(chunk * in_numel) * sizeof(float));
+    float *z = malloc((size_t)(n * per * D) * sizeof(float));
+    vqz_status s = x && z ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "train: cannot hold %lld latents", (long long)(n * per));
+    for (int64_t b = 0; s == VQZ_OK && b < n / chunk; b++) {
+        /* seed stream apart from the training batches */
+        s = vqz_dataset_batch(t->data, rs->seed ^ UINT64_C(0x6b6d65616e73), b, chunk, rs->crop, x);
+        vqz_tensor xt = image ? vqz_t4(x, chunk, 3, rs->crop, rs->crop) : vqz_t3(x, chunk, 1, rs->crop);
+        vqz_tensor zc = image ? vqz_t4(z + b * chunk * per * D, chunk, D, lh, lw) : vqz_t3(z + b * chunk * per * D, chunk, D, lh);
+        if (s == VQZ_OK)
+            s = vqz_net_encode_latent(t->ctx, m, &xt, &zc);
+    }
+    free(x);
+    if (s != VQZ_OK) {
+        free(z);
+        return s;
+    }
+    *z_out = z;
+    *zt = vqz_t3(z, n, D, per);
+    return VQZ_OK;
+}
+
+/* k-means++ + Lloyd on fresh latents: the codebooks of a new run, and the first step of a codebook-only
+ * adaptation. */
+static vqz_status fit_codebooks(trainer *t)
+{
+    int64_t want = (int64_t)KMEANS_VECTORS_PER_CODE * t->rs.cfg.codebook_size;
+    message(t, "fitting codebooks: k-means on %lld latent vectors, %d levels", (long long)want, t->rs.cfg.levels);
+    float *z = NULL;
+    vqz_tensor zt;
+    VQZ_TRY(gather_latents(t, want, &z, &zt));
+    vqz_status s = vqz_rvq_kmeans_init(t->ctx, &t->net->rvq, &zt, KMEANS_ITERS, &t->rng);
+    free(z);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------ the loop */
+
+static void fill_stats(trainer *t, vqz_train_progress *p, const vqz_train_stats *st, double lr)
+{
+    p->lr = lr;
+    p->loss = st->loss;
+    p->recon = st->recon;
+    p->commit = st->commit;
+    p->aux = st->aux;
+    p->grad_norm = st->grad_norm;
+    for (int l = 0; l < t->rs.cfg.levels; l++) {
+        p->perplexity[l] = l < st->n_levels ? st->usage[l].perplexity : NAN;
+        p->dead[l] = l < st->n_levels ? st->restarted[l] : 0;
+    }
+}
+
+static void log_row(trainer *t, const vqz_train_progress *p, int levels_used, int val)
+{
+    if (!t->log)
+        return;
+    if (levels_used > 0)
+        fprintf(t->log, "%" PRId64 ",%.1f,%.4g,%.6g,%.6g,%.6g,%.6g,%.4g,%d,%.3g", p->step, p->elapsed_s, p->lr,
+                p->loss, p->recon, p->commit, p->aux, p->grad_norm, levels_used, p->samples_per_s);
+    else /* the validation before the first step: no training figures yet */
+        fprintf(t->log, "%" PRId64 ",%.1f,,,,,,,,", p->step, p->elapsed_s);
+    int restarts = 0;
+    for (int l = 0; l < t->rs.cfg.levels; l++) {
+        if (l < levels_used)
+            fprintf(t->log, ",%.1f", p->perplexity[l]);
+        else
+            fprintf(t->log, ",");
+        restarts += p->dead[l];
+    }
+    fprintf(t->log, ",%d", restarts);
+    if (val) {
+        double pmin = INFINITY;
+        int dmax = 0;
+        for (int l = 0; l < t->rs.cfg.levels; l++) {
+            pmin = fmin(pmin, t->last_val.perplexity[l] / t->rs.cfg.codebook_size);
+            dmax = t->last_val.dead[l] > dmax ? t->last_val.dead[l] : dmax;
+        }
+        if (t->rs.cfg.kind == VQZ_NET_IMAGE)
+            fprintf(t->log, ",%.3f", t->last_val.val_psnr);
+        else
+            fprintf(t->log, ",%.4f,%.3f", t->last_val.val_mel, t->last_val.val_sisdr);
+        fprintf(t->log, ",%.3f,%d\n", pmin, dmax);
+    } else {
+        fprintf(t->log, t->rs.cfg.kind == VQZ_NET_IMAGE ? ",,,\n" : ",,,,\n");
+    }
+    fflush(t->log);
+}
+
+static vqz_status run_validation(trainer *t, vqz_train_progress *base)
+{
+    vqz_train_progress p = *base;
+    p.event = VQZ_TRAIN_VALIDATION;
+    VQZ_TRY(validate(t, &p));
+    if (t->n_val == 0)
+        return VQZ_OK;
+    t->last_val = p;
+    report(t, &p);
+    return VQZ_OK;
+}
+
+static vqz_status checkpoint(trainer *t, double *last_ckpt)
+{
+    VQZ_TRY(save(t));
+    *last_ckpt = vqz_now();
+    message(t, "checkpoint at step %" PRId64 " written to %s (model: %s)", t->step, t->ckpt_path, t->o->out_path);
+    return VQZ_OK;
+}
+
+static vqz_status train_loop(trainer *t)
+{
+    const run_settings *rs = &t->rs;
+    vqz_net *m = t->net;
+    int image = rs->cfg.kind == VQZ_NET_IMAGE;
+    vqz_train_opts to;
+    memset(&to, 0, sizeof to);
+    to.weight_decay = 1e-4f;
+    to.beta = 0.25f;
+    to.grad_clip = 1.0f;
+    to.mse_weight = image ? 1.0f : 0.0f;
+    to.msssim_weight = image ? (float)rs->msssim_weight : 0.0f;
+    to.l1_weight = image ? 0.0f : 1.0f;
+    to.stft_weight = image ? 0.0f : (float)rs->stft_weight;
+    to.ema = 1;
+
+    /* dead codewords: restart those assigned under a quarter of their fair share per batch (EMA terms) */
+    int64_t lh, lw;
+    VQZ_TRY(vqz_net_latent_size(m, rs->crop, image ? rs->crop : 1, &lh, &lw));
+    double fair = (double)rs->batch * lh * lw / rs->cfg.codebook_size;
+    m->rvq.dead_threshold = (float)fmin(1.0, 0.25 * fair);
+
+    int64_t warmup = rs->steps / 20 < 500 ? rs->steps / 20 : 500;
+    vqz_loader *ld = NULL;
+    VQZ_TRY(vqz_loader_start(t->data, rs->seed, t->step, rs->batch, rs->crop, &ld));
+    vqz_status s = VQZ_OK;
+    double last_ckpt = vqz_now(), t_rep = vqz_now();
+    int64_t step_rep = t->step;
+    int stop = 0;
+    float *zbuf = NULL;
+    int32_t *ibuf = NULL;
+    if (rs->codebook_only) {
+        zbuf = malloc((size_t)(rs->batch * lh * lw * rs->cfg.latent_dim) * sizeof(float));
+        ibuf = malloc((size_t)(rs->batch * lh * lw * rs->cfg.levels) * sizeof(int32_t));
+        if (!zbuf || !ibuf)
+            s = vqz_fail(VQZ_ERR_NOMEM, "train: out of memory for the latents of a batch");
+    }
+    vqz_train_progress p;
+    memset(&p, 0, sizeof p);
+    p.levels = rs->cfg.levels;
+    while (s == VQZ_OK && t->step < rs->steps && !stop) {
+        const float *x = NULL;
+        s = vqz_loader_next(ld, &x);
+        if (s != VQZ_OK)
+            break;
+        vqz_tensor xt = image ? vqz_t4((float *)x, rs->batch, 3, rs->crop, rs->crop)
+                              : vqz_t3((float *)x, rs->batch, 1, rs->crop);
+        to.lr = vqz_lr_at((float)rs->lr, t->step, warmup, rs->steps, 0.1f);
+        to.n_levels = vqz_rvq_dropout_levels(&t->rng, rs->cfg.levels, (float)rs->dropout);
+        vqz_train_stats st;
+        if (rs->codebook_only) {
+            /* frozen encoder: the new domain's latents refine the codebooks by EMA alone */
+            vqz_tensor z = image ? vqz_t4(zbuf, rs->batch, rs->cfg.latent_dim, lh, lw)
+                                 : vqz_t3(zbuf, rs->batch, rs->cfg.latent_dim, lh);
+            memset(&st, 0, sizeof st);
+            st.n_levels = to.n_levels = rs->cfg.levels;
+            s = vqz_net_encode_latent(t->ctx, m, &xt, &z);
+            if (s == VQZ_OK)
+                s = vqz_rvq_encode(t->ctx, &m->rvq, &z, rs->cfg.levels, ibuf, NULL);
+            if (s == VQZ_OK)
+                s = vqz_rvq_ema_update(t->ctx, &m->rvq, &z, ibuf, rs->cfg.levels, &t->rng, st.restarted);
+            int64_t npos = rs->batch * lh * lw;
+            for (int l = 0; s == VQZ_OK && l < rs->cfg.levels; l++)
+                s = vqz_rvq_usage_of(ibuf + l * npos, npos, rs->cfg.codebook_size, &st.usage[l]);
+        } else {
+            s = vqz_net_train_grad(t->ctx, m, &xt, &to, &st);
+            if (s == VQZ_OK && !isfinite(st.loss))
+                s = vqz_fail(VQZ_ERR_NONFINITE, "step %" PRId64 ": the loss is %g; the last checkpoint is intact "
+                             "(try a lower --lr)", t->step, st.loss);
+            if (s == VQZ_OK)
+                s = vqz_net_train_apply(t->ctx, m, &to, &t->rng, &st);
+        }
+        if (s != VQZ_OK)
+            break;
+        t->step++;
+        if (t->o->cancel && *t->o->cancel)
+            stop = 1;
+
+        int due_val = t->n_val > 0 && (t->step % t->o->val_every == 0 || t->step == rs->steps);
+        if (t->step % t->o->log_every == 0 || due_val || t->step == rs->steps) {
+            double now = vqz_now();
+            p.event = VQZ_TRAIN_STEP;
+            p.step = t->step;
+            p.steps = rs->steps;
+            p.elapsed_s = elapsed(t);
+            p.steps_per_s = (double)(t->step - step_rep) / fmax(now - t_rep, 1e-9);
+            p.samples_per_s = p.steps_per_s * rs->batch;
+            p.eta_s = (double)(rs->steps - t->step) / fmax(p.steps_per_s, 1e-9);
+            p.val_psnr = p.val_mel = p.val_sisdr = NAN;
+            fill_stats(t, &p, &st, to.lr);
+            t_rep = now;
+            step_rep = t->step;
+            stop = report(t, &p) != 0;
+            if (due_val && !stop) {
+                s = run_validation(t, &p);
+                t_rep = vqz_now(); /* validation time is not training speed */
+            }
+            log_row(t, &p, st.n_levels, due_val && s == VQZ_OK);
+        }
+        if (s == VQZ_OK && !stop &&
+            (t->step % t->o->ckpt_every == 0 || vqz_now() - last_ckpt > 60.0 * t->o->ckpt_minutes))
+            s = checkpoint(t, &last_ckpt);
+    }
+    vqz_loader_stop(ld);
+    free(zbuf);
+    free(ibuf);
+    if (s == VQZ_OK)
+        s = checkpoint(t, &last_ckpt);
+    if (s == VQZ_OK && stop)
+        return vqz_fail(VQZ_ERR_CANCELLED, "stopped at step %" PRId64 "; resume with the checkpoint %s", t->step,
+                        t->ckpt_path);
+    return s;
+}
+
+static vqz_status check_options(const vqz_train_options *o)
+{
+    VQZ_FAIL_IF(!o, VQZ_ERR_INVALID_ARG, "vqz_train: NULL options");
+    VQZ_FAIL_IF(o->kind != VQZ_KIND_IMAGE && o->kind != VQZ_KIND_AUDIO, VQZ_ERR_INVALID_ARG,
+                "vqz_train: kind must be image or audio");
+    VQZ_FAIL_IF(!o->out_path || !o->out_path[0], VQZ_ERR_INVALID_ARG, "vqz_train: no output path");
+    VQZ_FAIL_IF(o->n_data_dirs < 1 || !o->data_dirs, VQZ_ERR_INVALID_ARG, "vqz_train: no training folder");
+    VQZ_FAIL_IF(o->n_val_dirs < 0 || (o->n_val_dirs > 0 && !o->val_dirs), VQZ_ERR_INVALID_ARG,
+                "vqz_train: bad validation folders");
+    VQZ_FAIL_IF(o->steps < 0 || o->steps > INT64_C(1000000000), VQZ_ERR_INVALID_ARG, "steps %lld (1..1e9)",
+                (long long)o->steps);
+    VQZ_FAIL_IF(o->batch < 0 || o->batch > 4096, VQZ_ERR_INVALID_ARG, "batch %d (1..4096)", o->batch);
+    VQZ_FAIL_IF(!(o->crop >= 0 && o->crop <= 65536), VQZ_ERR_INVALID_ARG, "crop %g", o->crop);
+    VQZ_FAIL_IF(!(o->lr > 0 && o->lr < 1), VQZ_ERR_INVALID_ARG, "learning rate %g (0..1)", o->lr);
+    VQZ_FAIL_IF(!(o->dropout >= 0 && o->dropout <= 1), VQZ_ERR_INVALID_ARG, "dropout %g (0..1)", o->dropout);
+    VQZ_FAIL_IF(!(o->msssim_weight >= 0 && o->msssim_weight <= 1000) || !(o->stft_weight >= 0 && o->stft_weight <= 1000),
+                VQZ_ERR_INVALID_ARG, "loss weights must be in 0..1000");
+    VQZ_FAIL_IF(o->log_every < 1 || o->val_every < 1 || o->ckpt_every < 1, VQZ_ERR_INVALID_ARG,
+                "log, validation and checkpoint intervals must be >= 1 step");
+    VQZ_FAIL_IF(!(o->ckpt_minutes > 0), VQZ_ERR_INVALID_ARG, "checkpoint minutes must be > 0");
+    VQZ_FAIL_IF(o->cache_mb < 16, VQZ_ERR_INVALID_ARG, "cache of %lld MiB (at least 16)", (long long)o->cache_mb);
+    VQZ_FAIL_IF(o->codebook_only && !o->init_path && !o->resume_path, VQZ_ERR_INVALID_ARG,
+                "codebook-only adaptation needs a model to start from (--init MODEL)");
+    VQZ_FAIL_IF(o->resume_path && o->init_path, VQZ_ERR_INVALID_ARG, "--resume and --init exclude each other");
+    return VQZ_OK;
+}
+
+static vqz_status train_run(trainer *t)
+{
+    const vqz_train_options *o = t->o;
+    if (o->ckpt_path)
+        snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s", o->ckpt_path);
+    else
+        snprintf(t->ckpt_path, sizeof t->ckpt_path, "%s.ckpt", o->out_path);
+    if (o->name)
+        snprintf(t->name, sizeof t->name, "%s", o->name);
+    else
+        default_name(o->out_path, t->name, sizeof t->name);
+
+    if (o->resume_path) {
+        VQZ_TRY(load_checkpoint(t, o->resume_path));
+        VQZ_FAIL_IF((t->rs.cfg.kind == VQZ_NET_AUDIO) != (o->kind == VQZ_KIND_AUDIO), VQZ_ERR_INVALID_ARG,
+                    "%s is a checkpoint of a%s run", o->resume_path,
+                    t->rs.cfg.kind == VQZ_NET_AUDIO ? "n audio" : "n image");
+        if (o->steps > 0)
+            t->rs.steps = o->steps; /* a resumed run may be extended */
+        message(t, "resuming at step %" PRId64 " of %" PRId64 " from %s", t->step, t->rs.steps, o->resume_path);
+    } else {
+        if (o->init_path && !o->config) {
+            /* fine-tuning or adapting: the architecture is the parent's */
+            vqz_model *pm = NULL;
+            VQZ_TRY(vqz_model_load(o->init_path, &pm));
+            t->rs.cfg = pm->cfg;
+            vqz_model_free(pm);
+            if (o->levels > 0)
+                t->rs.cfg.levels = o->levels;
+            if (o->codebook_size > 0)
+                t->rs.cfg.codebook_size = o->codebook_size;
+            VQZ_FAIL_IF((t->rs.cfg.kind == VQZ_NET_AUDIO) != (o->kind == VQZ_KIND_AUDIO), VQZ_ERR_INVALID_ARG,
+                        "%s is a%s model", o->init_path, t->rs.cfg.kind == VQZ_NET_AUDIO ? "n audio" : "n image");
+        } else {
+            VQZ_TRY(resolve_config(o, &t->rs.cfg));
+        }
+        const vqz_net_config *c = &t->rs.cfg;
+        t->rs.steps = o->steps > 0 ? o->steps : DEFAULT_STEPS;
+        t->rs.batch = o->batch > 0 ? o->batch : 16;
+        int f = 1;
+        for (int i = 0; i < c->n_stages; i++)
+            f *= c->strides[i];
+        if (c->kind == VQZ_NET_IMAGE) {
+            int px = o->crop > 0 ? (int)o->crop : 128;
+            t->rs.crop = px / f * f;
+            VQZ_FAIL_IF(t->rs.crop < f, VQZ_ERR_INVALID_ARG, "crop %d px is below the model's stride %d", px, f);
+        } else {
+            double sec = o->crop > 0 ? o->crop : 1.0;
+            t->rs.crop = (int)llround(sec * c->sample_rate) / f * f;
+            VQZ_FAIL_IF(t->rs.crop < f, VQZ_ERR_INVALID_ARG, "clip of %g s is below the model's stride %d samples",
+                        sec, f);
+        }
+        t->rs.lr = o->lr;
+        t->rs.msssim_weight = o->msssim_weight;
+        t->rs.stft_weight = o->stft_weight;
+        t->rs.dropout = o->dropout;
+        t->rs.seed = o->seed;
+        t->rs.codebook_only = o->codebook_only;
+        vqz_rng_seed(&t->rng, o->seed ^ UINT64_C(0x7472616e));
+        VQZ_TRY(vqz_net_create(c, &t->net));
+        VQZ_TRY(vqz_net_init(t->net, o->seed));
+        VQZ_TRY(vqz_net_enable_training(t->net));
+        if (o->init_path)
+            VQZ_TRY(load_init(t, o->init_path));
+    }
+    VQZ_TRY(vqz_nn_ctx_create(&t->ctx, o->device, o->threads));
+    VQZ_TRY(vqz_net_create_sharing(t->net, &t->val_net));
+    VQZ_TRY(load_data(t));
+    message(t, "training on %" PRId64 " files (%.1f %s), %" PRId64 " skipped; validating on %" PRId64 " files",
+            vqz_dataset_count(t->data), vqz_dataset_amount(t->data),
+            t->rs.cfg.kind == VQZ_NET_IMAGE ? "megapixels" : "seconds", vqz_dataset_skipped(t->data), t->n_val);
+
+    VQZ_FAIL_IF(o->cancel && *o->cancel, VQZ_ERR_CANCELLED, "stopped before the first step; nothing written");
+    if (o->log_csv) {
+        if (o->resume_path)
+            VQZ_TRY(trim_log(o->log_csv, t->step));
+        t->log = fopen(o->log_csv, "ab");
+        VQZ_FAIL_IF(!t->log, VQZ_ERR_IO, "cannot open the log %s: %s", o->log_csv, strerror(errno));
+        if (ftell(t->log) == 0)
+            log_header(t);
+    }
+    if (!o->resume_path && (!o->init_path || o->codebook_only))
+        VQZ_TRY(fit_codebooks(t));
+    if (!o->resume_path && t->n_val > 0) {
+        vqz_train_progress p;
+        memset(&p, 0, sizeof p);
+        p.levels = t->rs.cfg.levels;
+        p.steps = t->rs.steps;
+        VQZ_TRY(run_validation(t, &p));
+        if (t->log)
+            log_row(t, &p, 0, 1);
+    }
+    return train_loop(t);
+}
+
+vqz_status vqz_train(const vqz_train_options *o, vqz_train_callback cb, void *user)
+{
+    vqz_error_clear();
+    VQZ_TRY(check_options(o));
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.o = o;
+    t.cb = cb;
+    t.user = user;
+    t.t_start = vqz_now();
+    vqz_status s = train_run(&t);
+    if (t.log)
+        fclose(t.log);
+    vqz_dataset_free(t.data);
+    vqz_dataset_free(t.val);
+    vqz_net_free(t.val_net);
+    vqz_net_free(t.net);
+    vqz_nn_ctx_free(t.ctx);
+    return s;
+}
+
+vqz_status vqz_train_plot(const char *csv_path, const char *png_path, const char *const *columns, int n_columns)
+{
+    vqz_error_clear();
+    VQZ_FAIL_IF(!csv_path || !png_path || n_columns < 0 || (n_columns > 0 && !columns), VQZ_ERR_INVALID_ARG,
+                "vqz_train_plot: bad arguments");
+    return vqz_plot_log(csv_path, png_path, columns, n_columns);
+}
