@@ -2,7 +2,9 @@
  * and audio models at the sizes of issue 3), printed as one JSON line with the median time and the
  * process's peak RSS. Run each row in its own process so peak memory is per row:
  *   bench_nn image-train | image-encode | image-decode | audio-train | audio-encode | audio-decode [reps]
- *   bench_nn config image|audio      (prints the benchmarked preset's config JSON) */
+ *   bench_nn config image|audio [CONFIG.json]  (prints the benchmarked config's JSON)
+ * CONFIG.json (third argument of a row) benchmarks that architecture instead of the image-base /
+ * audio-base preset, e.g. a shipped model's config. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +14,21 @@
 #include "common/status.h"
 #include "nn/adamw.h"
 #include "nn/net.h"
+
+/* The preset of the row's kind, or the architecture in a JSON file. */
+static vqz_status load_config(int image, const char *path, vqz_net_config *c)
+{
+    if (!path)
+        return vqz_net_config_preset(image ? "image-base" : "audio-base", c);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return vqz_fail(VQZ_ERR_IO, "cannot open %s", path);
+    static char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return vqz_net_config_from_json(buf, c);
+}
 
 static double now(void)
 {
@@ -49,7 +66,7 @@ int main(int argc, char **argv)
     if (strcmp(row, "config") == 0 && argc > 2) { /* the preset's JSON, for the PyTorch twin */
         vqz_net_config c;
         char *json = NULL;
-        CHECK(vqz_net_config_preset(strcmp(argv[2], "image") == 0 ? "image-base" : "audio-base", &c), "preset");
+        CHECK(load_config(strcmp(argv[2], "image") == 0, argc > 3 ? argv[3] : NULL, &c), "config");
         CHECK(vqz_net_config_to_json(&c, &json), "json");
         printf("%s\n", json);
         free(json);
@@ -60,7 +77,7 @@ int main(int argc, char **argv)
     const char *what = strchr(row, '-') ? strchr(row, '-') + 1 : "";
 
     vqz_net_config cfg;
-    CHECK(vqz_net_config_preset(image ? "image-base" : "audio-base", &cfg), "preset");
+    CHECK(load_config(image, argc > 3 ? argv[3] : NULL, &cfg), "config");
     vqz_net *m = NULL;
     CHECK(vqz_net_create(&cfg, &m), "model");
     CHECK(vqz_net_init(m, 1), "init");
