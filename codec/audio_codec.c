@@ -13,9 +13,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "codec/audio_chunks.h"
 #include "codec/audio_io.h"
 #include "codec/resample.h"
-#include "codec/tiles.h"
 #include "common/status.h"
 #include "format/fileio.h"
 
@@ -25,10 +25,6 @@
 static int64_t min64(int64_t a, int64_t b)
 {
     return a < b ? a : b;
-}
-static int64_t max64(int64_t a, int64_t b)
-{
-    return a > b ? a : b;
 }
 
 static vqz_status chunk_frames_of(const vqz_options *o, int *cf)
@@ -119,49 +115,6 @@ static void output_encoding(const char *out, int bits, int is_float, int *obits,
 
 /* ------------------------------------------------------------------------ encode */
 
-/* The model-rate signal from the oldest sample a later chunk still needs to the newest produced. */
-typedef struct {
-    int channels;
-    int64_t start; /* model-rate position of the first frame held */
-    int64_t len, cap;
-    float *data;   /* planar: channel c at data + c * cap */
-} sample_window;
-
-/* Appends n interleaved frames (zeros when inter is NULL), first dropping the frames before keep_from. */
-static vqz_status window_append(sample_window *w, const float *inter, int64_t n, int64_t keep_from)
-{
-    int C = w->channels;
-    if (n == 0)
-        return VQZ_OK;
-    if (w->len + n > w->cap) {
-        int64_t drop = min64(max64(keep_from - w->start, 0), w->len);
-        if (drop > 0) {
-            for (int c = 0; c < C; c++)
-                memmove(w->data + (size_t)c * w->cap, w->data + (size_t)c * w->cap + drop,
-                        (size_t)(w->len - drop) * sizeof(float));
-            w->start += drop;
-            w->len -= drop;
-        }
-    }
-    if (w->len + n > w->cap) {
-        int64_t cap = max64(2 * w->cap, w->len + n);
-        float *d = malloc((size_t)cap * (size_t)C * sizeof(float));
-        VQZ_FAIL_IF(!d, VQZ_ERR_NOMEM, "out of memory for %lld samples x %d channels", (long long)cap, C);
-        for (int c = 0; c < C && w->len > 0; c++)
-            memcpy(d + (size_t)c * cap, w->data + (size_t)c * w->cap, (size_t)w->len * sizeof(float));
-        free(w->data);
-        w->data = d;
-        w->cap = cap;
-    }
-    for (int c = 0; c < C; c++) {
-        float *dst = w->data + (size_t)c * w->cap + w->len;
-        for (int64_t i = 0; i < n; i++)
-            dst[i] = inter ? inter[i * C + c] : 0.0f;
-    }
-    w->len += n;
-    return VQZ_OK;
-}
-
 /* Indices of every level, chunk after chunk, each chunk laid out [channel][frame] as the container
  * stores it; all levels grow together. */
 typedef struct {
@@ -193,49 +146,33 @@ static vqz_status store_reserve(index_store *st, size_t more)
 }
 
 typedef struct {
-    vqz_nn_ctx *ctx;
-    vqz_net *net;
-    int f, halo, levels, chunk_frames;
-    const volatile int *cancel;
-    sample_window win;
+    vqz_span_coder sc;
+    int levels, chunk_frames;
+    vqz_sample_window win;
     index_store store;
-    float *x;      /* one channel's chunk input */
-    int32_t *idx;  /* its indices [level][frames] */
-    int64_t x_cap;
     int64_t next;  /* first latent frame not yet encoded */
+    int64_t total_m; /* model-rate frames produced so far */
 } audio_encoder;
 
-/* Encodes latent frames [c0, c1): each channel's core samples with up to `halo` samples either side
- * (clipped at 0 and at padded_len) through the encoder, keeping the core's indices. */
+/* Encodes latent frames [c0, c1) of every channel into the store. */
 static vqz_status encode_chunk(audio_encoder *e, int64_t c0, int64_t c1, int64_t padded_len)
 {
-    if (e->cancel && *e->cancel)
-        return vqz_fail(VQZ_ERR_CANCELLED, "encode cancelled");
-    int f = e->f, C = e->win.channels;
-    int64_t r0 = max64(0, c0 * f - e->halo), r1 = min64(padded_len, c1 * f + e->halo), n = r1 - r0;
-    assert(r0 >= e->win.start && r1 <= e->win.start + e->win.len);
-    if (n > e->x_cap) {
-        free(e->x);
-        free(e->idx);
-        e->x = malloc((size_t)n * sizeof(float));
-        e->idx = malloc((size_t)(n / f) * (size_t)e->levels * sizeof(int32_t));
-        e->x_cap = (e->x && e->idx) ? n : 0;
-        VQZ_FAIL_IF(!e->x || !e->idx, VQZ_ERR_NOMEM, "out of memory for a chunk of %lld samples", (long long)n);
-    }
-    int64_t w = c1 - c0, lt = n / f;
-    VQZ_TRY(store_reserve(&e->store, (size_t)(w * C)));
-    for (int c = 0; c < C; c++) {
-        memcpy(e->x, e->win.data + (size_t)c * e->win.cap + (r0 - e->win.start), (size_t)n * sizeof(float));
-        vqz_tensor xt = vqz_t3(e->x, 1, 1, n);
-        VQZ_TRY(vqz_net_encode(e->ctx, e->net, &xt, e->levels, e->idx));
-        for (int l = 0; l < e->levels; l++) {
-            uint16_t *dst = e->store.idx[l] + e->store.n + (size_t)c * w;
-            const int32_t *src = e->idx + (int64_t)l * lt + (c0 - r0 / f);
-            for (int64_t j = 0; j < w; j++)
-                dst[j] = (uint16_t)src[j];
-        }
-    }
-    e->store.n += (size_t)(w * C);
+    int64_t w = c1 - c0;
+    VQZ_TRY(store_reserve(&e->store, (size_t)(w * e->win.channels)));
+    uint16_t *dst[VQZ_MAX_LEVELS];
+    for (int l = 0; l < e->levels; l++)
+        dst[l] = e->store.idx[l] + e->store.n;
+    VQZ_TRY(vqz_span_encode(&e->sc, &e->win, e->levels, c0, c1, padded_len, dst));
+    e->store.n += (size_t)(w * e->win.channels);
+    return VQZ_OK;
+}
+
+/* Resampled frames into the window, keeping what the next chunk's left halo needs. */
+static vqz_status encoder_take(void *user, const float *inter, int64_t n)
+{
+    audio_encoder *e = user;
+    VQZ_TRY(vqz_sample_window_append(&e->win, inter, n, e->next * e->sc.f - e->sc.enc_halo));
+    e->total_m += n;
     return VQZ_OK;
 }
 
@@ -244,13 +181,13 @@ static vqz_status encode_chunk(audio_encoder *e, int64_t c0, int64_t c1, int64_t
 static vqz_status encode_stream(audio_encoder *e, vqz_audio_reader *r, const vqz_audio_info *in, int model_rate,
                                 int64_t *frames, int64_t *latent)
 {
-    int C = in->channels, f = e->f;
+    int C = in->channels, f = e->sc.f, halo = e->sc.enc_halo;
     vqz_resampler *rs = NULL;
     VQZ_TRY(vqz_resampler_create(in->sample_rate, model_rate, C, &rs));
     float *buf = malloc((size_t)READ_FRAMES * (size_t)C * sizeof(float));
     float *res = NULL;
     size_t res_cap = 0;
-    int64_t total_in = 0, total_m = 0;
+    int64_t total_in = 0;
     vqz_status s = buf ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "out of memory for the input buffer");
     int done = 0;
     while (s == VQZ_OK && !done) {
@@ -261,31 +198,9 @@ static vqz_status encode_stream(audio_encoder *e, vqz_audio_reader *r, const vqz
         total_in += got;
         done = got == 0;
         /* after the input, the resampler's tail: flush until it gives nothing */
-        for (int more = 1; s == VQZ_OK && more;) {
-            size_t bound = vqz_resampler_out_bound(rs, done ? 0 : (size_t)got), n_out = 0;
-            if (bound > res_cap) {
-                free(res);
-                res_cap = bound;
-                res = malloc(res_cap * (size_t)C * sizeof(float));
-                if (!res) {
-                    res_cap = 0;
-                    s = vqz_fail(VQZ_ERR_NOMEM, "out of memory for the resampled signal");
-                    break;
-                }
-            }
-            if (done) {
-                s = vqz_resampler_flush(rs, res, res_cap, &n_out);
-                more = n_out > 0;
-            } else {
-                s = vqz_resampler_process(rs, buf, (size_t)got, res, res_cap, &n_out);
-                more = 0;
-            }
-            if (s == VQZ_OK && n_out > 0)
-                s = window_append(&e->win, res, (int64_t)n_out, e->next * f - e->halo);
-            total_m += (int64_t)n_out;
-        }
+        s = vqz_resample_into(rs, C, buf, got, done, &res, &res_cap, encoder_take, e);
         /* every chunk whose right halo is complete */
-        while (s == VQZ_OK && total_m >= (e->next + e->chunk_frames) * f + e->halo) {
+        while (s == VQZ_OK && e->total_m >= (e->next + e->chunk_frames) * f + halo) {
             s = encode_chunk(e, e->next, e->next + e->chunk_frames, INT64_MAX);
             e->next += e->chunk_frames;
         }
@@ -294,10 +209,11 @@ static vqz_status encode_stream(audio_encoder *e, vqz_audio_reader *r, const vqz
     free(buf);
     free(res);
     VQZ_TRY(s);
+    int64_t total_m = e->total_m;
     VQZ_FAIL_IF(total_in == 0 || total_m == 0, VQZ_ERR_FORMAT, "the audio holds no samples");
     /* the end: zeros up to a whole latent frame, then the remaining chunks clipped there */
     int64_t W = (total_m + f - 1) / f, padded = W * f;
-    VQZ_TRY(window_append(&e->win, NULL, padded - total_m, e->next * f - e->halo));
+    VQZ_TRY(vqz_sample_window_append(&e->win, NULL, padded - total_m, e->next * f - halo));
     while (e->next < W) {
         int64_t c1 = min64(W, e->next + e->chunk_frames);
         VQZ_TRY(encode_chunk(e, e->next, c1, padded));
@@ -449,25 +365,20 @@ static vqz_status encode_file(const vqz_model *m, const vqz_options *o, const ch
     int L = m->cfg.levels, coded = o->levels > 0 ? o->levels : L;
     audio_encoder e;
     memset(&e, 0, sizeof e);
-    e.f = vqz_net_stride(m->net);
     e.levels = coded;
     e.chunk_frames = cf;
-    e.cancel = o->cancel;
     e.win.channels = info.channels;
     e.store.levels = coded;
-    vqz_tiling_halos(m->net, &e.halo, NULL);
+    int f = vqz_net_stride(m->net);
     int64_t frames = 0, W = 0;
-    vqz_status s = vqz_codec_session(m, o, &e.net, &e.ctx);
+    vqz_status s = vqz_span_coder_open(&e.sc, m, o);
     if (s == VQZ_OK)
         s = encode_stream(&e, r, &info, m->cfg.sample_rate, &frames, &W);
     if (s == VQZ_OK && W > UINT32_MAX)
         s = vqz_fail(VQZ_ERR_LIMIT, "%lld latent frames exceed the format's grid", (long long)W);
     vqz_audio_reader_close(r);
-    vqz_net_free(e.net);
-    vqz_nn_ctx_free(e.ctx);
-    free(e.win.data);
-    free(e.x);
-    free(e.idx);
+    vqz_span_coder_close(&e.sc);
+    vqz_sample_window_free(&e.win);
 
     vqz_header h;
     memset(&h, 0, sizeof h);
@@ -480,7 +391,7 @@ static vqz_status encode_file(const vqz_model *m, const vqz_options *o, const ch
     h.grid_width = (uint32_t)W;
     h.chunk_height = 1;
     h.chunk_width = (uint32_t)min64(W, cf);
-    h.stride = (uint32_t)e.f;
+    h.stride = (uint32_t)f;
     snprintf(h.model_name, sizeof h.model_name, "%s", m->name);
     memcpy(h.model_sha256, m->sha256, 32);
     h.audio.sample_rate = (uint32_t)info.sample_rate;
@@ -558,13 +469,7 @@ static vqz_status check_header(const vqz_model *m, vqz_container *c)
     VQZ_FAIL_IF(h->grid_planes != h->audio.channels || h->grid_height != 1, VQZ_ERR_FORMAT,
                 "latent grid %u x %u x %u does not fit %u channels of audio", h->grid_planes, h->grid_height,
                 h->grid_width, h->audio.channels);
-    uint64_t n_m = vqz_resample_length((size_t)h->audio.sample_count, h->audio.sample_rate, h->audio.model_rate);
-    uint64_t padded = (uint64_t)h->grid_width * (uint64_t)f;
-    VQZ_FAIL_IF(n_m < 1 || padded < n_m || padded - n_m >= (uint64_t)f, VQZ_ERR_FORMAT,
-                "%llu samples at %u Hz do not fit %u latent frames of %d samples at %u Hz",
-                (unsigned long long)h->audio.sample_count, h->audio.sample_rate, h->grid_width, f,
-                h->audio.model_rate);
-    return VQZ_OK;
+    return vqz_audio_check_length(h->audio.sample_count, h->audio.sample_rate, h->audio.model_rate, h->grid_width, f);
 }
 
 typedef struct {
@@ -576,69 +481,37 @@ typedef struct {
     size_t buf_cap;
 } pcm_sink;
 
-/* Resamples n interleaved model-rate frames (n = 0 and flush: the resampler's tail) and writes what
- * falls within the target length. */
-static vqz_status sink_put(pcm_sink *k, const float *inter, int64_t n, int flush)
+/* Writes what falls within the target length. */
+static vqz_status sink_take(void *user, const float *inter, int64_t n)
 {
-    for (int more = 1; more;) {
-        size_t bound = vqz_resampler_out_bound(k->rs, flush ? 0 : (size_t)n), got = 0;
-        if (bound > k->buf_cap) {
-            free(k->buf);
-            k->buf_cap = bound;
-            k->buf = malloc(bound * (size_t)k->channels * sizeof(float));
-            if (!k->buf) {
-                k->buf_cap = 0;
-                return vqz_fail(VQZ_ERR_NOMEM, "out of memory for the resampled output");
-            }
-        }
-        if (flush) {
-            VQZ_TRY(vqz_resampler_flush(k->rs, k->buf, k->buf_cap, &got));
-            more = got > 0;
-        } else {
-            VQZ_TRY(vqz_resampler_process(k->rs, inter, (size_t)n, k->buf, k->buf_cap, &got));
-            more = 0;
-        }
-        int64_t take = min64((int64_t)got, k->target - k->written);
-        if (take > 0) {
-            VQZ_TRY(vqz_audio_writer_write(k->w, k->buf, take));
-            k->written += take;
-        }
+    pcm_sink *k = user;
+    int64_t take = min64(n, k->target - k->written);
+    if (take > 0) {
+        VQZ_TRY(vqz_audio_writer_write(k->w, inter, take));
+        k->written += take;
     }
     return VQZ_OK;
 }
 
-/* Decodes grid[levels][channels][W] chunk by chunk with a halo of latent frames into the sink. */
-static vqz_status decode_chunks(vqz_nn_ctx *ctx, vqz_net *net, const uint16_t *grid, int levels, int channels,
-                                int64_t W, int cf, const volatile int *cancel, pcm_sink *k)
+/* Resamples n interleaved model-rate frames (n = 0 and flush: the resampler's tail) into the output. */
+static vqz_status sink_put(pcm_sink *k, const float *inter, int64_t n, int flush)
 {
-    int f = vqz_net_stride(net), halo = 0;
-    vqz_tiling_halos(net, NULL, &halo);
-    int64_t span = min64(W, (int64_t)cf + 2 * (int64_t)halo), core_max = min64(W, cf) * f;
-    int32_t *idx = malloc((size_t)(span * levels) * sizeof(int32_t));
-    float *y = malloc((size_t)(span * f) * sizeof(float));
+    return vqz_resample_into(k->rs, k->channels, inter, n, flush, &k->buf, &k->buf_cap, sink_take, k);
+}
+
+/* Decodes grid[levels][channels][W] chunk by chunk with a halo of latent frames into the sink. */
+static vqz_status decode_chunks(vqz_span_coder *sc, const uint16_t *grid, int levels, int channels, int64_t W,
+                                int cf, pcm_sink *k)
+{
+    int64_t core_max = min64(W, cf) * sc->f;
     float *inter = malloc((size_t)core_max * (size_t)channels * sizeof(float));
-    vqz_status s = (idx && y && inter) ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "out of memory for a decoding chunk");
+    vqz_status s = inter ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "out of memory for a decoding chunk");
     for (int64_t c0 = 0; s == VQZ_OK && c0 < W; c0 += cf) {
-        if (cancel && *cancel) {
-            s = vqz_fail(VQZ_ERR_CANCELLED, "decode cancelled");
-            break;
-        }
-        int64_t c1 = min64(W, c0 + cf), r0 = max64(0, c0 - halo), r1 = min64(W, c1 + halo), lt = r1 - r0;
-        int64_t core = (c1 - c0) * f, off = (c0 - r0) * f;
-        for (int c = 0; s == VQZ_OK && c < channels; c++) {
-            for (int l = 0; l < levels; l++)
-                for (int64_t j = 0; j < lt; j++)
-                    idx[(int64_t)l * lt + j] = grid[((int64_t)l * channels + c) * W + r0 + j];
-            vqz_tensor yt = vqz_t3(y, 1, 1, lt * f);
-            s = vqz_net_decode(ctx, net, idx, levels, &yt);
-            for (int64_t t = 0; s == VQZ_OK && t < core; t++)
-                inter[t * channels + c] = y[off + t];
-        }
+        int64_t c1 = min64(W, c0 + cf);
+        s = vqz_span_decode(sc, grid, W, 0, channels, levels, c0, c1, W, inter);
         if (s == VQZ_OK)
-            s = sink_put(k, inter, core, 0);
+            s = sink_put(k, inter, (c1 - c0) * sc->f, 0);
     }
-    free(idx);
-    free(y);
     free(inter);
     return s;
 }
@@ -673,10 +546,10 @@ vqz_status vqz_audio_codec_decode(const vqz_model *m, const vqz_options *o, vqz_
     memset(&k, 0, sizeof k);
     k.channels = C;
     k.target = (int64_t)vqz_resample_length((size_t)h->audio.sample_count, h->audio.sample_rate, out_rate);
-    vqz_net *net = NULL;
-    vqz_nn_ctx *ctx = NULL;
+    vqz_span_coder sc;
+    memset(&sc, 0, sizeof sc);
     if (s == VQZ_OK)
-        s = vqz_codec_session(m, o, &net, &ctx);
+        s = vqz_span_coder_open(&sc, m, o);
     if (s == VQZ_OK)
         s = vqz_resampler_create(h->audio.model_rate, out_rate, C, &k.rs);
     if (s == VQZ_OK) {
@@ -691,7 +564,7 @@ vqz_status vqz_audio_codec_decode(const vqz_model *m, const vqz_options *o, vqz_
         s = vqz_audio_writer_open(out, &want, &k.w);
     }
     if (s == VQZ_OK)
-        s = decode_chunks(ctx, net, grid, levels, C, W, cf, o->cancel, &k);
+        s = decode_chunks(&sc, grid, levels, C, W, cf, &k);
     if (s == VQZ_OK)
         s = sink_put(&k, NULL, 0, 1);
     /* the resampler gave fewer frames than the original held: the rest lies past the signal */
@@ -709,8 +582,7 @@ vqz_status vqz_audio_codec_decode(const vqz_model *m, const vqz_options *o, vqz_
     }
     vqz_resampler_free(k.rs);
     free(k.buf);
-    vqz_net_free(net);
-    vqz_nn_ctx_free(ctx);
+    vqz_span_coder_close(&sc);
     free(grid);
     VQZ_TRY(s);
     if (rep) {
