@@ -1,16 +1,82 @@
-/* device.cu — CUDA device detection and per-context state (stream + cuBLAS handle).
- * Any failure of the runtime or driver (the normal case on machines without a GPU) means
- * "no CUDA device": callers fall back to the CPU, nothing aborts. */
-#include <cublas_v2.h>
+/* device.cu — CUDA device detection, per-context state (stream + cuBLAS handle) and the run-time
+ * loading of cuBLAS. Any failure of the runtime or driver (the normal case on machines without a GPU)
+ * means "no CUDA device": callers fall back to the CPU, nothing aborts. */
 #include <cuda_runtime.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 extern "C" {
 #include "common/status.h"
-#include "kernels/cuda_common.h"
 void vqz_cuda_state_free(void *state);
 vqz_status vqz_cuda_state_create(void **state);
 int vqz_cuda_available(void);
+}
+#include "kernels/cuda_common.h"
+
+#define VQZ_STR2(x) #x
+#define VQZ_STR(x) VQZ_STR2(x)
+/* the soname of the toolkit we compiled against: its ABI is the one cublas_v2.h describes */
+#define CUBLAS_SONAME "libcublas.so." VQZ_STR(CUBLAS_VER_MAJOR)
+
+vqz_cublas_api vqz_cublas;
+
+static pthread_once_t cublas_once = PTHREAD_ONCE_INIT;
+static char cublas_error[512]; /* empty when loading succeeded */
+
+/* The loader's search (LD_LIBRARY_PATH, the caller's run path, the system) first; then the folder
+ * libcudart came from, where a toolkit keeps libcublas too. */
+static void *open_cublas(void)
+{
+    void *h = dlopen(CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        return h;
+    snprintf(cublas_error, sizeof cublas_error, "%s", dlerror());
+    Dl_info info;
+    if (!dladdr((void *)&cudaGetDeviceCount, &info) || !info.dli_fname)
+        return NULL;
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (!slash)
+        return NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%.*s/%s", (int)(slash - info.dli_fname), info.dli_fname, CUBLAS_SONAME);
+    return dlopen(path, RTLD_NOW | RTLD_LOCAL);
+}
+
+static void load_cublas_once(void)
+{
+    void *h = open_cublas();
+    if (!h)
+        return; /* cublas_error holds the first dlopen's reason */
+    struct {
+        const char *name;
+        void **slot;
+    } fns[] = {
+        {"cublasCreate_v2", (void **)&vqz_cublas.create},
+        {"cublasDestroy_v2", (void **)&vqz_cublas.destroy},
+        {"cublasSetStream_v2", (void **)&vqz_cublas.set_stream},
+        {"cublasSetMathMode", (void **)&vqz_cublas.set_math_mode},
+        {"cublasSgemm_v2", (void **)&vqz_cublas.sgemm},
+    };
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        *fns[i].slot = dlsym(h, fns[i].name);
+        if (!*fns[i].slot) {
+            snprintf(cublas_error, sizeof cublas_error, "%s has no %s", CUBLAS_SONAME, fns[i].name);
+            memset(&vqz_cublas, 0, sizeof vqz_cublas);
+            return; /* the handle stays open: a failed load is not retried */
+        }
+    }
+    cublas_error[0] = 0;
+}
+
+extern "C" vqz_status vqz_cublas_load(void)
+{
+    pthread_once(&cublas_once, load_cublas_once);
+    if (vqz_cublas.create)
+        return VQZ_OK;
+    return vqz_fail(VQZ_ERR_NO_CUDA, "no CUDA device: cannot load cuBLAS (%s)", cublas_error);
 }
 
 extern "C" int vqz_cuda_available(void)
@@ -34,6 +100,7 @@ extern "C" vqz_status vqz_cuda_state_create(void **out)
         return vqz_fail(VQZ_ERR_NO_CUDA, "no CUDA device: %s",
                         e != cudaSuccess ? cudaGetErrorString(e) : "device count is 0");
     }
+    VQZ_TRY(vqz_cublas_load());
     vqz_cuda_state *st = (vqz_cuda_state *)calloc(1, sizeof *st);
     if (!st)
         return vqz_fail(VQZ_ERR_NOMEM, "CUDA state: out of memory");
@@ -44,15 +111,15 @@ extern "C" vqz_status vqz_cuda_state_create(void **out)
         return vqz_fail(VQZ_ERR_NO_CUDA, "no CUDA device: stream creation failed: %s", cudaGetErrorString(e));
     }
     cublasHandle_t h;
-    cublasStatus_t bs = cublasCreate(&h);
+    cublasStatus_t bs = vqz_cublas.create(&h);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         cudaStreamDestroy(stream);
         free(st);
         return vqz_fail(VQZ_ERR_NO_CUDA, "no CUDA device: cublasCreate failed (status %d)", (int)bs);
     }
-    cublasSetStream(h, stream);
+    vqz_cublas.set_stream(h, stream);
     /* FP32 GEMMs stay FP32: codeword choices must agree with the CPU */
-    cublasSetMathMode(h, CUBLAS_DEFAULT_MATH);
+    vqz_cublas.set_math_mode(h, CUBLAS_DEFAULT_MATH);
     st->stream = stream;
     st->cublas = h;
     cudaGetDevice(&st->device);
@@ -66,7 +133,7 @@ extern "C" void vqz_cuda_state_free(void *state)
     if (!st)
         return;
     if (st->cublas)
-        cublasDestroy((cublasHandle_t)st->cublas);
+        vqz_cublas.destroy((cublasHandle_t)st->cublas);
     if (st->stream)
         cudaStreamDestroy((cudaStream_t)st->stream);
     free(st);
