@@ -189,6 +189,88 @@ VQZ_API vqz_status vqz_file_probe(const char *path, vqz_file_info *info);
  * a JSON document (what vqz-info prints); free with vqz_free(). */
 VQZ_API vqz_status vqz_file_describe_json(const char *path, char **json);
 
+/* ============================================================================ audio streams */
+/* Live audio in packets (spec/vqz-format.md §11): a stream header packet, then data packets of at most
+ * o->chunk_frames latent frames each (0 = one second's worth: 75 frames for a 24 kHz model of stride 320).
+ * Push PCM into an encoder and pull packets; push packets into a decoder and pull PCM. The indices equal
+ * those vqz_encode_file writes for the same input, levels and chunk_frames, whatever the push sizes; the
+ * decoded PCM equals vqz_decode_file's within float rounding, trimmed to the exact input length.
+ *
+ * Calls return VQZ_ERR_MISSING when nothing is ready yet (push more), and VQZ_OK with an empty result
+ * once the stream is over and everything was pulled. Memory stays bounded whatever the stream's length as
+ * long as the caller pulls after each push. A handle is used by one thread at a time; handles are
+ * independent, and one model may serve several at once. An error other than a refused argument or packet
+ * stops the handle: later calls return it again.
+ *
+ * Latency (algorithmic, compute time excluded): the encoder emits the packet of frames [c0, c1) once the
+ * model-rate signal reaches c1 * stride + encoder_lookahead samples (its halo: the receptive-field radius
+ * of spec/models.md §7, rounded up to whole frames); the decoder outputs frame j once frame
+ * j + decoder_lookahead has arrived (or the end). So the samples of a frame come out between
+ * decoder_lookahead frames + encoder_lookahead samples and that plus P - 1 frames after their end (P the
+ * packet's frames), plus the filter delays of the two resamplers when the input rate is not the model's.
+ * The "small" and "base" audio presets (stride 320 at 24 kHz, 75 frames/s) have encoder_lookahead 2240
+ * samples (93 ms) and decoder_lookahead 7 frames (93 ms): 187 ms with chunk_frames 1, 187 ms to 1.17 s
+ * with the default one-second packets. */
+
+typedef struct {
+    char model_name[256];
+    uint8_t model_sha256[32];
+    int sample_rate;        /* of the stream's input signal, Hz */
+    int channels;
+    int output_rate;        /* decoder: rate of the PCM it gives (sample_rate unless o->output_rate) */
+    int model_rate;         /* the rate the model codes at, Hz */
+    int stride;             /* model-rate samples per latent frame; frame rate = model_rate / stride */
+    int levels;             /* levels the stream carries (data packets may carry fewer) */
+    int codebook_size[32];  /* K of each carried level */
+    int packet_frames;      /* most latent frames in one data packet */
+    int encoder_lookahead;  /* model-rate samples the encoder waits for beyond a packet (0 from probe) */
+    int decoder_lookahead;  /* latent frames the decoder waits for beyond its output (0 from probe) */
+} vqz_audio_stream_info;
+
+/* What a stream header packet says, without a model (to locate it: vqz_model_locate). */
+VQZ_API vqz_status vqz_audio_stream_probe(const uint8_t *packet, size_t size, vqz_audio_stream_info *info);
+
+typedef struct vqz_audio_encoder vqz_audio_encoder;
+
+/* An encoder for `channels` channels (1..64) of PCM at sample_rate Hz (1000..768000). Options used:
+ * device, threads, levels (0 = all), kbps (with levels 0: each data packet carries the most levels that
+ * keep that packet within kbps over its duration, at least one), chunk_frames (frames per packet),
+ * zstd_level, cancel (the flag must outlive the encoder). o may be NULL for the defaults. */
+VQZ_API vqz_status vqz_audio_encoder_create(const vqz_model *m, const vqz_options *o, int sample_rate, int channels,
+                                            vqz_audio_encoder **out);
+/* Interleaved float PCM (pcm[i * channels + c]), nominally in [-1, 1]; any number of frames, 0 included.
+ * Encodes every packet whose frames and encoder lookahead have arrived. VQZ_ERR_NONFINITE for a NaN or Inf
+ * sample (nothing of this call is taken); VQZ_ERR_INVALID_ARG after finish. */
+VQZ_API vqz_status vqz_audio_encoder_push(vqz_audio_encoder *e, const float *pcm, size_t frames);
+/* End of input: encodes the rest (the last frame padded with zeros); the last packet has the end-of-stream
+ * flag and the exact number of input frames. */
+VQZ_API vqz_status vqz_audio_encoder_finish(vqz_audio_encoder *e);
+/* The next packet, the stream header first: *data (owned by the encoder) stays valid until the next pull
+ * or free. VQZ_ERR_MISSING when none is ready; after the last packet, VQZ_OK with *data NULL, *size 0. */
+VQZ_API vqz_status vqz_audio_encoder_pull(vqz_audio_encoder *e, const uint8_t **data, size_t *size);
+VQZ_API vqz_status vqz_audio_encoder_info(const vqz_audio_encoder *e, vqz_audio_stream_info *info);
+VQZ_API void vqz_audio_encoder_free(vqz_audio_encoder *e);
+
+typedef struct vqz_audio_decoder vqz_audio_decoder;
+
+/* A decoder for streams made with model m. Options used: device, threads, levels (0 = all carried; a
+ * span of frames decodes at the fewest levels its packets carry), output_rate (0 = the input's rate),
+ * cancel. o may be NULL. */
+VQZ_API vqz_status vqz_audio_decoder_create(const vqz_model *m, const vqz_options *o, vqz_audio_decoder **out);
+/* One whole packet, in order: the header packet first, then data packets by sequence number. A refused
+ * packet (VQZ_ERR_SIGNATURE, VQZ_ERR_VERSION, VQZ_ERR_FORMAT, VQZ_ERR_TRUNCATED, VQZ_ERR_CHECKSUM,
+ * VQZ_ERR_LIMIT, VQZ_ERR_INDEX_RANGE, each naming the packet number and field; VQZ_ERR_MODEL_MISMATCH for
+ * another model's stream) changes nothing: the intact packet may be pushed again. Out-of-order or
+ * missing sequence numbers, and packets after the end, are refused with VQZ_ERR_FORMAT. */
+VQZ_API vqz_status vqz_audio_decoder_push(vqz_audio_decoder *d, const uint8_t *packet, size_t size);
+/* Copies up to cap_frames decoded interleaved frames (output_rate, the stream's channel count) into pcm.
+ * VQZ_ERR_MISSING with *frames 0 when none is ready; after the end, once all was pulled, VQZ_OK with
+ * *frames 0. */
+VQZ_API vqz_status vqz_audio_decoder_pull(vqz_audio_decoder *d, float *pcm, size_t cap_frames, size_t *frames);
+/* The stream's description; VQZ_ERR_MISSING before the header packet. */
+VQZ_API vqz_status vqz_audio_decoder_info(const vqz_audio_decoder *d, vqz_audio_stream_info *info);
+VQZ_API void vqz_audio_decoder_free(vqz_audio_decoder *d);
+
 /* ===== evaluation ===== */
 /* Full-reference quality of a decoded image or sound against its original, with the metrics codec papers
  * report. The exact definitions are in codec/metrics.h; in short: */
