@@ -779,7 +779,7 @@ TEST_CASE("ten minutes of streamed audio keep the encoder's and decoder's memory
     vqz_options_init(&o);
     o.threads = 1;
     o.device = VQZ_DEVICE_CPU;
-    o.chunk_frames = 1500; // 0.5 s packets
+    o.chunk_frames = 0; // the default: one second a packet (3000 frames of this model)
     o.zstd_level = 3;
     vqz_audio_encoder *e = nullptr;
     vqz_audio_decoder *dec = nullptr;
@@ -822,6 +822,7 @@ TEST_CASE("ten minutes of streamed audio keep the encoder's and decoder's memory
                 seconds, packets, stream_bytes * 8.0 / seconds / 1000, enc_first, enc_max, dec_first, dec_max,
                 rss_first, rss_last);
     REQUIRE(decoded == seconds * block);
+    REQUIRE(packets == 1 + seconds); // the header, then one-second packets
     // the resampler's output bound wanders by a few frames; a buffer growing with the stream would not
     REQUIRE(enc_max <= enc_first + enc_first / 20);
     REQUIRE(dec_max <= dec_first + dec_first / 20);
