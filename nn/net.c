@@ -750,6 +750,10 @@ vqz_status vqz_net_train_grad(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, 
         st->loss = o->l1_weight * st->recon + o->stft_weight * st->aux;
     }
     VQZ_FAIL_IF(!have, VQZ_ERR_INVALID_ARG, "model: every reconstruction loss weight is zero");
+    if (o->extra_loss) {
+        VQZ_TRY(o->extra_loss(o->extra_user, ctx, &y, x, &dy, &st->extra));
+        st->loss += st->extra;
+    }
     st->loss += st->commit;
     VQZ_FAIL_IF(!isfinite(st->loss), VQZ_ERR_NONFINITE, "model: training loss is %g at step %lld (recon %g, commit %g)",
                 st->loss, (long long)m->step, st->recon, st->commit);

@@ -60,10 +60,17 @@ typedef struct {
     float mse_weight, l1_weight, stft_weight, msssim_weight;
     int n_levels;             /* RVQ levels used this step (1..L) */
     int ema;                  /* update codebooks by EMA after the step */
+    /* Optional further loss on the reconstruction (e.g. the adversarial stage): called after the losses
+     * above with the output y and the input x; adds its gradient into dy and returns its value in *value
+     * (added to the total loss and to stats.extra). NULL = none. */
+    vqz_status (*extra_loss)(void *user, vqz_nn_ctx *ctx, const vqz_tensor *y, const vqz_tensor *x,
+                             vqz_tensor *dy, double *value);
+    void *extra_user;
 } vqz_train_opts;
 
 typedef struct {
     double loss, recon, commit, aux; /* total, main reconstruction term, commitment, second term */
+    double extra;                    /* value of o->extra_loss, 0 without */
     double grad_norm;                /* global gradient norm before clipping */
     int n_levels;
     vqz_rvq_usage usage[VQZ_MAX_LEVELS];
