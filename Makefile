@@ -64,7 +64,7 @@ TEST_BIN := $(BUILD)/tests/vqz-tests
 STATIC  := $(BUILD)/lib/libvqz.a
 SHARED  := $(BUILD)/lib/libvqz.so.$(shell sed -n 's/^#define VQZ_VERSION_MAJOR //p' include/vqz.h)
 
-.PHONY: all deps test sanitize valgrind bench install uninstall clean demo
+.PHONY: all deps test sanitize valgrind bench bench-quick install uninstall clean demo
 all: deps $(STATIC) $(SHARED) $(TOOLS) $(BUILD)/vqz.pc
 
 # Installs missing Debian build/test packages; silent and quick when everything is there.
@@ -134,6 +134,13 @@ demo: all $(DEMO_BIN)
 
 bench: all $(BENCH_BIN)
 	@sh bench/run.sh
+
+# Under 5 minutes: the rate-distortion benchmark on 6 images and 6+6 clips (bench/out/RESULTS-quick.md),
+# and two engine decode rows, vqz only, one timed run each (bench/out/nn-quick.jsonl).
+bench-quick: all $(BENCH_BIN)
+	@sh bench/rd.sh --quick
+	@for row in image-decode audio-decode; do VQZ_THREADS=2 OMP_NUM_THREADS=2 nice -n 10 $(BENCH_BIN) $$row 1 || exit 1; \
+	  done > bench/out/nn-quick.jsonl && cat bench/out/nn-quick.jsonl
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin \

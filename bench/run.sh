@@ -2,6 +2,7 @@
 # run.sh — `make bench`: the engine speed rows (bench/bench_nn.c) side by side with the PyTorch twin
 # (bench/torch_twin_bench.py, same architecture and shapes), each row in its own process, 2 threads.
 # Results: bench/out/nn.jsonl, and the table in bench/RESULTS.md (rewritten by bench/report_nn.py).
+# Then the rate-distortion benchmark (bench/rd.sh): its CSVs, plots and section of bench/RESULTS.md.
 set -e
 cd "$(dirname "$0")/.."
 BIN=${BUILD:-build}/bin/bench_nn
@@ -20,3 +21,4 @@ for row in $ROWS; do
         --config "$($BIN config "$kind")" --json | tail -n 1 >> "$OUT"
 done
 /usr/bin/python3 bench/report_nn.py "$OUT" bench/RESULTS.md
+sh bench/rd.sh
