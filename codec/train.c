@@ -18,6 +18,7 @@
 #include "format/bundle.h"
 #include "format/fileio.h"
 #include "nn/adamw.h"
+#include "nn/gan.h"
 #include "nn/net.h"
 
 #define DEFAULT_STEPS 20000
@@ -41,6 +42,8 @@ void vqz_train_options_init(vqz_train_options *o)
     o->ckpt_every = 500;
     o->ckpt_minutes = 10;
     o->cache_mb = 2048;
+    o->gan_weight = 1.0;
+    o->feat_weight = 2.0;
 }
 
 /* What makes a run: saved in every checkpoint so that a resumed run continues the same one. */
@@ -52,6 +55,8 @@ typedef struct {
     double lr, msssim_weight, stft_weight, dropout;
     uint64_t seed;
     int codebook_only;
+    int64_t gan_from;    /* 0: no adversarial stage */
+    double gan_weight, feat_weight;
     char parent[256];    /* name of the model we started from, "" when from scratch */
     char parent_sha[65];
 } run_settings;
@@ -75,6 +80,11 @@ typedef struct {
     int64_t n_val;       /* validation crops */
     int64_t val_ids[VAL_MAX_FILES];
     vqz_train_progress last_val;
+    vqz_disc *disc;      /* adversarial stage (audio), NULL when off */
+    double gan_d, gan_adv, gan_feat; /* of the last step, NaN before the stage */
+    float lr_now;
+    int64_t disc_step_saved; /* from the checkpoint being resumed */
+    int64_t ckpt_step;       /* step of the last checkpoint written by this process, -1 none */
 } trainer;
 
 /* ------------------------------------------------------------------------------ reporting */
@@ -99,6 +109,7 @@ static void message(trainer *t, const char *fmt, ...)
     p.step = t->step;
     p.steps = t->rs.steps;
     p.val_psnr = p.val_mel = p.val_sisdr = NAN;
+    p.gan_d = p.gan_adv = p.gan_feat = NAN;
     report(t, &p);
 }
 
@@ -137,6 +148,10 @@ static vqz_status settings_to_json(const run_settings *rs, const trainer *t, cha
     cJSON_AddNumberToObject(j, "dropout", rs->dropout);
     cJSON_AddStringToObject(j, "seed", seed);
     cJSON_AddBoolToObject(j, "codebook_only", rs->codebook_only);
+    cJSON_AddNumberToObject(j, "gan_from", (double)rs->gan_from);
+    cJSON_AddNumberToObject(j, "gan_weight", rs->gan_weight);
+    cJSON_AddNumberToObject(j, "feat_weight", rs->feat_weight);
+    cJSON_AddNumberToObject(j, "disc_step", t->disc ? (double)t->disc->step : 0.0);
     cJSON_AddStringToObject(j, "parent", rs->parent);
     cJSON_AddStringToObject(j, "parent_sha256", rs->parent_sha);
     *out = cJSON_PrintUnformatted(j);
@@ -195,6 +210,16 @@ static vqz_status settings_from_json(const char *json, const char *path, run_set
         rs->codebook_only = cJSON_IsTrue(cbo);
         snprintf(rs->parent, sizeof rs->parent, "%s", par->valuestring);
         snprintf(rs->parent_sha, sizeof rs->parent_sha, "%s", psha->valuestring);
+        /* the adversarial settings came later: absent means off */
+        double gf = 0, gw = 1, fw = 2, ds = 0;
+        json_num(j, "gan_from", &gf);
+        json_num(j, "gan_weight", &gw);
+        json_num(j, "feat_weight", &fw);
+        json_num(j, "disc_step", &ds);
+        rs->gan_from = (int64_t)gf;
+        rs->gan_weight = gw;
+        rs->feat_weight = fw;
+        t->disc_step_saved = (int64_t)ds;
     }
     cJSON_Delete(j);
     VQZ_FAIL_IF(!ok, VQZ_ERR_FORMAT, "%s: \"vqz.train\" metadata lacks or mangles a run setting", path);
@@ -202,6 +227,41 @@ static vqz_status settings_from_json(const char *json, const char *path, run_set
 }
 
 /* ------------------------------------------------------------------------------ checkpoints */
+
+/* The discriminator's tensors and AdamW moments, as "train.disc.*" entries of the checkpoint. */
+static vqz_status add_disc_tensors(vqz_bundle_writer *w, const vqz_disc *d)
+{
+    char name[160];
+    for (int i = 0; i < d->n_tensors; i++) {
+        const vqz_param_info *p = &d->info[i];
+        snprintf(name, sizeof name, "train.disc.%s", p->name);
+        VQZ_TRY(vqz_bundle_writer_add(w, name, p->ndim, p->shape, d->params + p->offset, VQZ_DTYPE_F32));
+    }
+    int64_t sh[1] = {d->n_params};
+    VQZ_TRY(vqz_bundle_writer_add(w, "train.disc.adam_m", 1, sh, d->adam_m, VQZ_DTYPE_F32));
+    return vqz_bundle_writer_add(w, "train.disc.adam_v", 1, sh, d->adam_v, VQZ_DTYPE_F32);
+}
+
+/* Restore them; a checkpoint written before the stage existed holds none, and the fresh discriminator
+ * stays as initialised. */
+static vqz_status load_disc_tensors(vqz_bundle *b, const char *path, vqz_disc *d, int64_t step)
+{
+    vqz_tensor_info ti;
+    if (vqz_bundle_find(b, "train.disc.adam_m", &ti) != VQZ_OK)
+        return VQZ_OK;
+    char name[160];
+    for (int i = 0; i < d->n_tensors; i++) {
+        const vqz_param_info *p = &d->info[i];
+        snprintf(name, sizeof name, "train.disc.%s", p->name);
+        VQZ_TRY(vqz_bundle_get_f32(b, name, p->ndim, p->shape, d->params + p->offset));
+    }
+    int64_t sh[1] = {d->n_params};
+    VQZ_TRY(vqz_bundle_get_f32(b, "train.disc.adam_m", 1, sh, d->adam_m));
+    VQZ_TRY(vqz_bundle_get_f32(b, "train.disc.adam_v", 1, sh, d->adam_v));
+    d->step = step;
+    (void)path;
+    return VQZ_OK;
+}
 
 static vqz_status save(trainer *t)
 {
@@ -239,6 +299,8 @@ static vqz_status save(trainer *t)
         s = vqz_bundle_writer_add(w, "train.ema_count", 2, sh_count, m->ema_count, VQZ_DTYPE_F32);
     if (s == VQZ_OK)
         s = vqz_bundle_writer_add(w, "train.ema_sum", 3, sh_sum, m->ema_sum, VQZ_DTYPE_F32);
+    if (s == VQZ_OK && t->disc)
+        s = add_disc_tensors(w, t->disc);
     if (s == VQZ_OK)
         s = vqz_bundle_writer_write_file(w, t->ckpt_path, NULL);
     vqz_bundle_writer_free(w);
@@ -299,6 +361,13 @@ static vqz_status load_checkpoint(trainer *t, const char *path)
         if (s == VQZ_OK)
             s = vqz_bundle_get_f32(b, "train.ema_sum", 3, sh_sum, m->ema_sum);
     }
+    if (s == VQZ_OK && t->o->gan_from > 0)
+        t->rs.gan_from = t->o->gan_from; /* the stage may be added to (or moved in) a resumed run */
+    if (s == VQZ_OK && t->rs.gan_from > 0 && t->rs.cfg.kind == VQZ_NET_AUDIO) {
+        s = vqz_disc_create(NULL, t->rs.seed ^ UINT64_C(0x64697363), &t->disc);
+        if (s == VQZ_OK)
+            s = load_disc_tensors(b, path, t->disc, t->disc_step_saved);
+    }
     if (s == VQZ_OK)
         m->step = t->step; /* AdamW's bias correction continues from here */
     else
@@ -337,18 +406,31 @@ static vqz_status load_init(trainer *t, const char *path)
 
 /* ------------------------------------------------------------------------------ the log */
 
-static void log_header(trainer *t)
+/* The log's header row (without its newline) into buf. */
+static void log_header_text(const trainer *t, char *buf, size_t cap)
 {
-    fprintf(t->log, "step,time_s,lr,loss,recon,commit,aux,grad_norm,levels_used,samples_per_s");
-    for (int l = 0; l < t->rs.cfg.levels; l++)
-        fprintf(t->log, ",ppl_%d", l + 1);
-    fprintf(t->log, ",restarts,%s,val_ppl_min,val_dead_max\n",
-            t->rs.cfg.kind == VQZ_NET_IMAGE ? "val_psnr" : "val_mel,val_sisdr");
+    size_t n = (size_t)snprintf(buf, cap, "step,time_s,lr,loss,recon,commit,aux,grad_norm,levels_used,samples_per_s");
+    for (int l = 0; l < t->rs.cfg.levels && n < cap; l++)
+        n += (size_t)snprintf(buf + n, cap - n, ",ppl_%d", l + 1);
+    if (n < cap)
+        snprintf(buf + n, cap - n, ",restarts,%s,val_ppl_min,val_dead_max%s",
+                 t->rs.cfg.kind == VQZ_NET_IMAGE ? "val_psnr" : "val_mel,val_sisdr",
+                 t->rs.cfg.kind == VQZ_NET_IMAGE ? "" : ",gan_d,gan_adv,gan_feat");
 }
 
-/* On resume, rows written after the checkpoint (by the run that was killed) are dropped so that the log
- * tells one continuous story. The log is rewritten atomically. */
-static vqz_status trim_log(const char *path, int64_t last_step)
+static int count_char(const char *s, size_t n, char c)
+{
+    int k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += s[i] == c;
+    return k;
+}
+
+/* Make an existing log continue the run: drop the rows written after the checkpoint being resumed (by
+ * the run that was killed), and when the log was written by a version with fewer trailing columns, add
+ * the new header names and empty cells to the old rows. Rewritten atomically; a log with other columns
+ * is refused rather than mixed. */
+static vqz_status prepare_log(const char *path, int64_t last_step, const char *header)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -370,19 +452,47 @@ static vqz_status trim_log(const char *path, int64_t last_step)
         cap *= 2;
     }
     fclose(f);
-    size_t keep = 0;
-    int line = 0;
-    for (size_t i = 0; i < n;) {
+    if (n == 0) {
+        free(buf);
+        return VQZ_OK;
+    }
+    size_t hl = 0;
+    while (hl < n && buf[hl] != '\n')
+        hl++;
+    size_t want = strlen(header);
+    int same = hl == want && memcmp(buf, header, hl) == 0;
+    int prefix = hl < want && memcmp(buf, header, hl) == 0 && header[hl] == ',';
+    if (!same && !prefix) {
+        free(buf);
+        return vqz_fail(VQZ_ERR_INVALID_ARG, "log %s has other columns than this run writes; give another --log",
+                        path);
+    }
+    int pad = count_char(header, want, ',') - count_char(buf, hl, ',');
+    size_t out_cap = n + want + 2 + (size_t)pad * (size_t)count_char(buf, n, '\n') + 2;
+    char *out = malloc(out_cap);
+    if (!out) {
+        free(buf);
+        return vqz_fail(VQZ_ERR_NOMEM, "%s: out of memory", path);
+    }
+    size_t o = (size_t)snprintf(out, out_cap, "%s\n", header);
+    int changed = !same;
+    for (size_t i = hl < n ? hl + 1 : n; i < n;) {
         size_t e = i;
         while (e < n && buf[e] != '\n')
             e++;
-        if (line > 0 && strtoll(buf + i, NULL, 10) > last_step)
+        if (e == n || strtoll(buf + i, NULL, 10) > last_step) {
+            changed = 1; /* a row after the checkpoint, or one cut off mid-write */
             break;
-        keep = e < n ? e + 1 : e;
-        i = keep;
-        line++;
+        }
+        memcpy(out + o, buf + i, e - i);
+        o += e - i;
+        for (int k = 0; k < pad; k++)
+            out[o++] = ',';
+        out[o++] = '\n';
+        i = e + 1;
     }
-    vqz_status s = keep == n ? VQZ_OK : vqz_write_file_atomic(path, (const uint8_t *)buf, keep);
+    vqz_status s = changed ? vqz_write_file_atomic(path, (const uint8_t *)out, o) : VQZ_OK;
+    free(out);
     free(buf);
     return s;
 }
@@ -589,6 +699,9 @@ static void fill_stats(trainer *t, vqz_train_progress *p, const vqz_train_stats 
     p->commit = st->commit;
     p->aux = st->aux;
     p->grad_norm = st->grad_norm;
+    p->gan_d = t->gan_d;
+    p->gan_adv = t->gan_adv;
+    p->gan_feat = t->gan_feat;
     for (int l = 0; l < t->rs.cfg.levels; l++) {
         p->perplexity[l] = l < st->n_levels ? st->usage[l].perplexity : NAN;
         p->dead[l] = l < st->n_levels ? st->restarted[l] : 0;
@@ -624,10 +737,17 @@ static void log_row(trainer *t, const vqz_train_progress *p, int levels_used, in
             fprintf(t->log, ",%.3f", t->last_val.val_psnr);
         else
             fprintf(t->log, ",%.4f,%.3f", t->last_val.val_mel, t->last_val.val_sisdr);
-        fprintf(t->log, ",%.3f,%d\n", pmin, dmax);
+        fprintf(t->log, ",%.3f,%d", pmin, dmax);
     } else {
-        fprintf(t->log, t->rs.cfg.kind == VQZ_NET_IMAGE ? ",,,\n" : ",,,,\n");
+        fprintf(t->log, t->rs.cfg.kind == VQZ_NET_IMAGE ? ",,," : ",,,,");
     }
+    if (t->rs.cfg.kind == VQZ_NET_AUDIO) {
+        if (levels_used > 0 && !isnan(p->gan_d))
+            fprintf(t->log, ",%.5g,%.5g,%.5g", p->gan_d, p->gan_adv, p->gan_feat);
+        else
+            fprintf(t->log, ",,,");
+    }
+    fputc('\n', t->log);
     fflush(t->log);
 }
 
@@ -645,9 +765,31 @@ static vqz_status run_validation(trainer *t, vqz_train_progress *base)
 
 static vqz_status checkpoint(trainer *t, double *last_ckpt)
 {
+    if (t->ckpt_step == t->step && t->step > 0)
+        return VQZ_OK; /* the step's checkpoint is already written */
     VQZ_TRY(save(t));
+    t->ckpt_step = t->step;
     *last_ckpt = vqz_now();
     message(t, "checkpoint at step %" PRId64 " written to %s (model: %s)", t->step, t->ckpt_path, t->o->out_path);
+    return VQZ_OK;
+}
+
+/* The adversarial stage inside the training step: one discriminator step on this batch (real x against
+ * the current reconstruction y), then the generator's adversarial and feature-matching gradients added to
+ * the reconstruction gradient dy. */
+static vqz_status gan_hook(void *user, vqz_nn_ctx *ctx, const vqz_tensor *y, const vqz_tensor *x, vqz_tensor *dy,
+                           double *value)
+{
+    trainer *t = user;
+    double ld = 0, adv = 0, feat = 0;
+    VQZ_TRY(vqz_disc_grad(ctx, t->disc, x, y, &ld));
+    VQZ_TRY(vqz_disc_apply(ctx, t->disc, t->lr_now, 1.0f, NULL));
+    VQZ_TRY(vqz_disc_generator_terms(ctx, t->disc, x, y, (float)t->rs.gan_weight, (float)t->rs.feat_weight, dy,
+                                     &adv, &feat));
+    t->gan_d = ld;
+    t->gan_adv = adv;
+    t->gan_feat = feat;
+    *value = t->rs.gan_weight * adv + t->rs.feat_weight * feat;
     return VQZ_OK;
 }
 
@@ -700,6 +842,12 @@ static vqz_status train_loop(trainer *t)
                               : vqz_t3((float *)x, rs->batch, 1, rs->crop);
         to.lr = vqz_lr_at((float)rs->lr, t->step, warmup, rs->steps, 0.1f);
         to.n_levels = vqz_rvq_dropout_levels(&t->rng, rs->cfg.levels, (float)rs->dropout);
+        int gan = t->disc && t->step >= rs->gan_from;
+        to.extra_loss = gan ? gan_hook : NULL;
+        to.extra_user = t;
+        t->lr_now = to.lr;
+        if (!gan)
+            t->gan_d = t->gan_adv = t->gan_feat = NAN;
         vqz_train_stats st;
         if (rs->codebook_only) {
             /* frozen encoder: the new domain's latents refine the codebooks by EMA alone */
@@ -789,6 +937,11 @@ static vqz_status check_options(const vqz_train_options *o)
     VQZ_FAIL_IF(o->codebook_only && !o->init_path && !o->resume_path, VQZ_ERR_INVALID_ARG,
                 "codebook-only adaptation needs a model to start from (--init MODEL)");
     VQZ_FAIL_IF(o->resume_path && o->init_path, VQZ_ERR_INVALID_ARG, "--resume and --init exclude each other");
+    VQZ_FAIL_IF(o->gan_from < 0 || !(o->gan_weight >= 0 && o->gan_weight <= 1000) ||
+                    !(o->feat_weight >= 0 && o->feat_weight <= 1000),
+                VQZ_ERR_INVALID_ARG, "adversarial stage: step >= 0 and weights in 0..1000");
+    VQZ_FAIL_IF(o->gan_from > 0 && o->codebook_only, VQZ_ERR_INVALID_ARG,
+                "the adversarial stage trains the decoder; codebook-only runs keep it frozen");
     return VQZ_OK;
 }
 
@@ -850,6 +1003,13 @@ static vqz_status train_run(trainer *t)
         t->rs.dropout = o->dropout;
         t->rs.seed = o->seed;
         t->rs.codebook_only = o->codebook_only;
+        t->rs.gan_from = o->gan_from;
+        t->rs.gan_weight = o->gan_weight;
+        t->rs.feat_weight = o->feat_weight;
+        VQZ_FAIL_IF(o->gan_from > 0 && c->kind != VQZ_NET_AUDIO, VQZ_ERR_INVALID_ARG,
+                    "the adversarial stage (--gan-from) is for audio models");
+        if (o->gan_from > 0)
+            VQZ_TRY(vqz_disc_create(NULL, o->seed ^ UINT64_C(0x64697363), &t->disc));
         vqz_rng_seed(&t->rng, o->seed ^ UINT64_C(0x7472616e));
         VQZ_TRY(vqz_net_create(c, &t->net));
         VQZ_TRY(vqz_net_init(t->net, o->seed));
@@ -866,12 +1026,22 @@ static vqz_status train_run(trainer *t)
 
     VQZ_FAIL_IF(o->cancel && *o->cancel, VQZ_ERR_CANCELLED, "stopped before the first step; nothing written");
     if (o->log_csv) {
-        if (o->resume_path)
-            VQZ_TRY(trim_log(o->log_csv, t->step));
+        char header[1024];
+        log_header_text(t, header, sizeof header);
+        if (o->resume_path) {
+            VQZ_TRY(prepare_log(o->log_csv, t->step, header));
+        } else {
+            FILE *f = fopen(o->log_csv, "rb");
+            int used = f && fgetc(f) != EOF;
+            if (f)
+                fclose(f);
+            VQZ_FAIL_IF(used, VQZ_ERR_INVALID_ARG, "the log %s already holds a run: give another --log, or --resume",
+                        o->log_csv);
+        }
         t->log = fopen(o->log_csv, "ab");
         VQZ_FAIL_IF(!t->log, VQZ_ERR_IO, "cannot open the log %s: %s", o->log_csv, strerror(errno));
         if (ftell(t->log) == 0)
-            log_header(t);
+            fprintf(t->log, "%s\n", header);
     }
     if (!o->resume_path && (!o->init_path || o->codebook_only))
         VQZ_TRY(fit_codebooks(t));
@@ -880,6 +1050,7 @@ static vqz_status train_run(trainer *t)
         memset(&p, 0, sizeof p);
         p.levels = t->rs.cfg.levels;
         p.steps = t->rs.steps;
+        p.gan_d = p.gan_adv = p.gan_feat = NAN;
         VQZ_TRY(run_validation(t, &p));
         if (t->log)
             log_row(t, &p, 0, 1);
@@ -897,11 +1068,13 @@ vqz_status vqz_train(const vqz_train_options *o, vqz_train_callback cb, void *us
     t.cb = cb;
     t.user = user;
     t.t_start = vqz_now();
+    t.ckpt_step = -1;
     vqz_status s = train_run(&t);
     if (t.log)
         fclose(t.log);
     vqz_dataset_free(t.data);
     vqz_dataset_free(t.val);
+    vqz_disc_free(t.disc);
     vqz_net_free(t.val_net);
     vqz_net_free(t.net);
     vqz_nn_ctx_free(t.ctx);

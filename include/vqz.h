@@ -355,6 +355,11 @@ typedef struct {
     int64_t ckpt_every;          /* steps between checkpoints (default 500) */
     double ckpt_minutes;         /* also checkpoint when this much wall time passed since the last (default 10) */
     int64_t cache_mb;            /* decoded-data cache budget in MiB (default 2048) */
+    int64_t gan_from;            /* audio: from this step on, add the adversarial stage (multi-scale STFT
+                                  * discriminator, hinge loss, feature matching); 0: never. May be set when
+                                  * resuming a run that had none. */
+    double gan_weight;           /* weight of the adversarial term (default 1) */
+    double feat_weight;          /* weight of the feature-matching term (default 2) */
     const volatile int *cancel;  /* when non-NULL and set non-zero, the run stops after the current step as if
                                   * the callback had asked (a checkpoint is written, VQZ_ERR_CANCELLED) */
 } vqz_train_options;
@@ -381,6 +386,8 @@ typedef struct {
     double val_psnr;             /* images: PSNR (dB, 8-bit) at all levels on the validation crops; else NaN */
     double val_mel;              /* audio: DAC mel distance at all levels on the validation clips; else NaN */
     double val_sisdr;            /* audio: SI-SDR (dB); else NaN */
+    double gan_d, gan_adv, gan_feat; /* adversarial stage: discriminator loss, generator's adversarial and
+                                      * feature-matching terms of the last step; NaN before it starts */
 } vqz_train_progress;
 
 /* Return non-zero to stop: the run writes a checkpoint and the bundle, then returns VQZ_ERR_CANCELLED. */

@@ -287,6 +287,83 @@ TEST_CASE("audio training on real recordings runs with L1 + STFT losses and vali
     vqz_model_free(m);
 }
 
+TEST_CASE("the adversarial stage trains a discriminator, checkpoints it and resumes bit for bit", "[train]")
+{
+    Run a(false), b(false);
+    for (Run *r : {&a, &b}) {
+        r->o.steps = 8;
+        r->o.gan_from = 3;
+        r->o.ckpt_every = 100;
+    }
+    Log la;
+    REQUIRE(vqz_train(&a.o, collect, &la) == VQZ_OK);
+    REQUIRE(la.steps.size() == 4);
+    CHECK(std::isnan(la.steps[0].gan_d)); // step 2: before the stage
+    for (size_t i = 1; i < la.steps.size(); i++) {
+        CHECK(std::isfinite(la.steps[i].gan_d));
+        CHECK(la.steps[i].gan_adv > 0);
+        CHECK(la.steps[i].gan_feat > 0);
+        // the generator's terms are part of the loss
+        CHECK(la.steps[i].loss > la.steps[i].recon + la.steps[i].aux);
+    }
+    Log lb;
+    lb.stop_at = 4;
+    REQUIRE(vqz_train(&b.o, collect, &lb) == VQZ_ERR_CANCELLED);
+    std::string ckpt = b.out + ".ckpt";
+    vqz_bundle *bd = nullptr;
+    REQUIRE(vqz_bundle_open_file(ckpt.c_str(), &bd) == VQZ_OK);
+    vqz_tensor_info ti;
+    CHECK(vqz_bundle_find(bd, "train.disc.adam_m", &ti) == VQZ_OK);
+    vqz_bundle_free(bd);
+    vqz_train_options o = b.o;
+    o.resume_path = ckpt.c_str();
+    o.config = nullptr;
+    o.steps = 0;
+    o.gan_from = 0; // the checkpoint's setting holds
+    REQUIRE(vqz_train(&o, nullptr, nullptr) == VQZ_OK);
+    std::vector<float> pa = params_of(a.out), pb = params_of(b.out);
+    REQUIRE(pa.size() == pb.size());
+    CHECK(std::memcmp(pa.data(), pb.data(), pa.size() * sizeof(float)) == 0);
+    // image runs have no adversarial stage
+    Run im;
+    im.o.gan_from = 2;
+    CHECK(vqz_train(&im.o, nullptr, nullptr) == VQZ_ERR_INVALID_ARG);
+}
+
+TEST_CASE("a resumed run upgrades a log with fewer columns and refuses a log of another run", "[train]")
+{
+    Run r(false);
+    r.o.steps = 4;
+    REQUIRE(vqz_train(&r.o, nullptr, nullptr) == VQZ_OK);
+    // the log as an earlier version wrote it: without the three adversarial columns
+    std::string csv = slurp(r.log), old;
+    size_t pos = 0;
+    while (pos < csv.size()) {
+        size_t e = csv.find('\n', pos);
+        std::string line = csv.substr(pos, e - pos);
+        old += line.substr(0, line.size() - (pos == 0 ? std::string(",gan_d,gan_adv,gan_feat").size() : 3)) + "\n";
+        pos = e + 1;
+    }
+    REQUIRE(old.find("gan_d") == std::string::npos);
+    spit(r.log, old);
+    vqz_train_options o = r.o;
+    std::string ckpt = r.out + ".ckpt";
+    o.resume_path = ckpt.c_str();
+    o.config = nullptr;
+    o.steps = 6;
+    REQUIRE(vqz_train(&o, nullptr, nullptr) == VQZ_OK);
+    std::string now = slurp(r.log);
+    CHECK(now.rfind(csv.substr(0, csv.find('\n')), 0) == 0); // the full header again
+    CHECK(count_lines(now) == 1 + 2 + 1);
+    CHECK(now.find(old.substr(old.find('\n') + 1, old.find('\n', old.find('\n') + 1) - old.find('\n') - 1) + ",,,\n") !=
+          std::string::npos);
+    // a fresh run never appends to a log that holds another run
+    Run again(false);
+    again.o.log_csv = r.log.c_str();
+    CHECK(vqz_train(&again.o, nullptr, nullptr) == VQZ_ERR_INVALID_ARG);
+    CHECK(slurp(r.log) == now);
+}
+
 TEST_CASE("codebook-only adaptation keeps encoder and decoder, refits the codebooks and names its parent",
           "[train]")
 {

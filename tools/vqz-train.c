@@ -25,6 +25,9 @@ static void usage(FILE *f)
             "      --msssim X         images: add X * (1 - MS-SSIM) to the MSE loss (default 0)\n"
             "      --stft X           audio: weight of the multi-resolution STFT loss next to L1 (default 1)\n"
             "      --dropout P        probability of a random number of levels per step (default 0.5)\n"
+            "      --gan-from N       audio: add the adversarial stage (STFT discriminator) from step N\n"
+            "      --gan-weight X     weight of its adversarial term (default 1)\n"
+            "      --feat-weight X    weight of its feature-matching term (default 2)\n"
             "      --device D         cpu, cuda or auto (default auto)\n"
             "  -t, --threads N        threads (default: all cores)\n"
             "      --seed N           random seed (default 1); same seed and threads give the same model\n"
@@ -101,12 +104,15 @@ static int on_progress(const vqz_train_progress *p, void *user)
     int restarts = 0;
     for (int l = 0; l < p->levels; l++)
         restarts += p->dead[l];
-    char line[512];
+    char gan[96] = "";
+    if (!isnan(p->gan_d))
+        snprintf(gan, sizeof gan, "  gan D %.3g adv %.3g feat %.3g", p->gan_d, p->gan_adv, p->gan_feat);
+    char line[640];
     snprintf(line, sizeof line,
-             "step %lld/%lld  %.2f st/s  %.1f samples/s  loss %.4g (recon %.4g commit %.3g aux %.3g)  ppl %s  "
+             "step %lld/%lld  %.2f st/s  %.1f samples/s  loss %.4g (recon %.4g commit %.3g aux %.3g)%s  ppl %s  "
              "restarts %d  lr %.2g  %s elapsed, ETA %s",
              (long long)p->step, (long long)p->steps, p->steps_per_s, p->samples_per_s, p->loss, p->recon, p->commit,
-             p->aux, ppl, restarts, p->lr, el, eta);
+             p->aux, gan, ppl, restarts, p->lr, el, eta);
     if (ps->tty) {
         fprintf(stderr, "\r\033[K%s", line);
         cli_progress_shown = 1;
@@ -218,7 +224,7 @@ int main(int argc, char **argv)
     }
     enum {
         O_VAL = 256, O_LEVELS, O_K, O_STEPS, O_BATCH, O_CROP, O_LR, O_MSSSIM, O_STFT, O_DROPOUT, O_DEVICE, O_SEED,
-        O_RESUME, O_INIT, O_CBONLY, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE
+        O_RESUME, O_INIT, O_CBONLY, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE, O_GANFROM, O_GANW, O_FEATW
     };
     static const struct option longs[] = {
         {"data", required_argument, NULL, 'd'},      {"out", required_argument, NULL, 'o'},
@@ -234,6 +240,8 @@ int main(int argc, char **argv)
         {"log", required_argument, NULL, O_LOG},     {"log-every", required_argument, NULL, O_LOGEVERY},
         {"val-every", required_argument, NULL, O_VALEVERY}, {"ckpt-every", required_argument, NULL, O_CKPTEVERY},
         {"cache-mb", required_argument, NULL, O_CACHE}, {"quiet", no_argument, NULL, 'q'},
+        {"gan-from", required_argument, NULL, O_GANFROM}, {"gan-weight", required_argument, NULL, O_GANW},
+        {"feat-weight", required_argument, NULL, O_FEATW},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     const char **data = calloc((size_t)argc, sizeof *data), **val = calloc((size_t)argc, sizeof *val);
@@ -272,6 +280,9 @@ int main(int argc, char **argv)
         case O_VALEVERY: ok = parse_ll("--val-every", optarg, 1, 1000000000, &ll); o.val_every = ll; break;
         case O_CKPTEVERY: ok = parse_ll("--ckpt-every", optarg, 1, 1000000000, &ll); o.ckpt_every = ll; break;
         case O_CACHE: ok = parse_ll("--cache-mb", optarg, 16, 1 << 30, &ll); o.cache_mb = ll; break;
+        case O_GANFROM: ok = parse_ll("--gan-from", optarg, 1, 1000000000, &ll); o.gan_from = ll; break;
+        case O_GANW: ok = parse_double("--gan-weight", optarg, 0, 1000, &o.gan_weight); break;
+        case O_FEATW: ok = parse_double("--feat-weight", optarg, 0, 1000, &o.feat_weight); break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); free(data); free(val); return CLI_EXIT_OK;
         case 'V': printf("vqz-train %s\n", vqz_version()); free(data); free(val); return CLI_EXIT_OK;
