@@ -7,7 +7,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <string>
 #include <sys/stat.h>
@@ -27,62 +26,6 @@ extern "C" {
 }
 
 namespace {
-
-// A fresh folder under /tmp, removed with its files at the end of the test.
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char t[] = "/tmp/vqz-audio-XXXXXX";
-        REQUIRE(mkdtemp(t) != nullptr);
-        path = t;
-    }
-    ~TempDir()
-    {
-        for (auto &n : list())
-            unlink((path + "/" + n).c_str());
-        rmdir(path.c_str());
-    }
-    std::string at(const std::string &name) const { return path + "/" + name; }
-    // Every entry, hidden temporary files included.
-    std::vector<std::string> list() const
-    {
-        std::vector<std::string> out;
-        DIR *d = opendir(path.c_str());
-        if (!d)
-            return out;
-        while (struct dirent *e = readdir(d)) {
-            std::string n = e->d_name;
-            if (n != "." && n != "..")
-                out.push_back(n);
-        }
-        closedir(d);
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-};
-
-std::string slurp(const std::string &path)
-{
-    std::string s;
-    FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f)
-        return s;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
-        s.append(buf, n);
-    std::fclose(f);
-    return s;
-}
-
-void spit(const std::string &path, const std::string &bytes)
-{
-    FILE *f = std::fopen(path.c_str(), "wb");
-    REQUIRE(f != nullptr);
-    REQUIRE(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size());
-    std::fclose(f);
-}
 
 // Writes interleaved samples with libsndfile itself, independently of the code under test.
 template <typename T> void sf_write(const std::string &p, int format, int rate, int ch, const std::vector<T> &v)
@@ -586,7 +529,7 @@ TEST_CASE("writer rounds to nearest, clips, counts clipped samples and refuses N
     REQUIRE(std::string(vqz_last_error()).find("n.flac: sample 1 of channel 0") != std::string::npos);
     REQUIRE(vqz_audio_writer_write(w, v.data(), 1) == VQZ_ERR_NONFINITE);
     REQUIRE(vqz_audio_writer_close(w, 1) == VQZ_ERR_NONFINITE);
-    REQUIRE(dir.list() == std::vector<std::string>{"r.wav"});
+    REQUIRE(dir_names(dir.path) == std::vector<std::string>{"r.wav"});
 }
 
 TEST_CASE("writer refuses names, encodings and geometries it cannot write", "[audio]")
@@ -620,14 +563,14 @@ TEST_CASE("writer refuses names, encodings and geometries it cannot write", "[au
     want = want_info(48000, 1, 16, 0);
     REQUIRE(vqz_audio_writer_open((dir.path + "/no/such/folder/a.wav").c_str(), &want, &w) == VQZ_ERR_IO);
     REQUIRE(std::string(vqz_last_error()).find("cannot create a temporary file") != std::string::npos);
-    REQUIRE(dir.list().empty());
+    REQUIRE(dir_names(dir.path).empty());
     // The limits at their edges are accepted.
     for (int rate : {1000, 768000}) {
         want = want_info(rate, 64, 16, 0);
         REQUIRE(vqz_audio_writer_open(dir.at("edge.wav").c_str(), &want, &w) == VQZ_OK);
         REQUIRE(vqz_audio_writer_close(w, 0) == VQZ_OK);
     }
-    REQUIRE(dir.list().empty());
+    REQUIRE(dir_names(dir.path).empty());
 }
 
 TEST_CASE("writer output is atomic: an existing file survives a discard or an error, no temporary is left", "[audio]")
@@ -641,12 +584,12 @@ TEST_CASE("writer output is atomic: an existing file survives a discard or an er
     // Discarded after a full write.
     vqz_audio_writer *w = nullptr;
     REQUIRE(vqz_audio_writer_open(target.c_str(), &want, &w) == VQZ_OK);
-    REQUIRE(dir.list().size() == 2); // the target and a hidden temporary beside it
-    REQUIRE(dir.list()[0][0] == '.');
+    REQUIRE(dir_names(dir.path).size() == 2); // the target and a hidden temporary beside it
+    REQUIRE(dir_names(dir.path)[0][0] == '.');
     REQUIRE(vqz_audio_writer_write(w, v.data(), 5000) == VQZ_OK);
     REQUIRE(vqz_audio_writer_close(w, 0) == VQZ_OK);
     REQUIRE(slurp(target) == "OLD CONTENT");
-    REQUIRE(dir.list() == std::vector<std::string>{"out.wav"});
+    REQUIRE(dir_names(dir.path) == std::vector<std::string>{"out.wav"});
 
     // Failed midway (a non-finite sample), then asked to commit.
     REQUIRE(vqz_audio_writer_open(target.c_str(), &want, &w) == VQZ_OK);
@@ -657,14 +600,14 @@ TEST_CASE("writer output is atomic: an existing file survives a discard or an er
     REQUIRE(vqz_audio_writer_close(w, 1) == VQZ_ERR_NONFINITE);
     REQUIRE(std::string(vqz_last_error()).find("out.wav: sample 2538 of channel 1") != std::string::npos);
     REQUIRE(slurp(target) == "OLD CONTENT");
-    REQUIRE(dir.list() == std::vector<std::string>{"out.wav"});
+    REQUIRE(dir_names(dir.path) == std::vector<std::string>{"out.wav"});
 
     // Committed: replaced in one step by a complete file.
     REQUIRE(vqz_audio_writer_open(target.c_str(), &want, &w) == VQZ_OK);
     REQUIRE(vqz_audio_writer_write(w, v.data(), 5000) == VQZ_OK);
     REQUIRE(slurp(target) == "OLD CONTENT");
     REQUIRE(vqz_audio_writer_close(w, 1) == VQZ_OK);
-    REQUIRE(dir.list() == std::vector<std::string>{"out.wav"});
+    REQUIRE(dir_names(dir.path) == std::vector<std::string>{"out.wav"});
     vqz_audio_info info;
     std::vector<float> back = read_interleaved(target, &info);
     REQUIRE(info.frames == 5000);
@@ -679,7 +622,7 @@ TEST_CASE("writer output is atomic: an existing file survives a discard or an er
     a->data[50] = NAN;
     REQUIRE(vqz_audio_write_all(target.c_str(), a, 16) == VQZ_ERR_NONFINITE);
     vqz_audio_free(a);
-    REQUIRE(dir.list() == std::vector<std::string>{"out.wav"});
+    REQUIRE(dir_names(dir.path) == std::vector<std::string>{"out.wav"});
     REQUIRE(read_interleaved(target, &info).size() == 10000);
 }
 

@@ -36,18 +36,6 @@ namespace {
 
 typedef std::vector<uint8_t> bytes;
 
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/vqz-stream-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { REQUIRE(std::system(("rm -rf '" + path + "'").c_str()) == 0); }
-    std::string at(const std::string &f) const { return path + "/" + f; }
-};
-
 // The small random audio model of test_codec_audio.cpp: stride 8 at 24 kHz, 3 levels of 64 codewords;
 // `lean` halves its widths for the long memory run.
 std::string make_model(const TempDir &d, const std::string &name, uint64_t seed, bool lean = false)

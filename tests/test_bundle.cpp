@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <string>
 #include <unistd.h>
@@ -26,11 +25,6 @@ extern "C" {
 namespace {
 
 typedef std::vector<uint8_t> bytes;
-
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
-}
 
 bytes serialise(const vqz_bundle_writer *w, uint8_t sha[32] = nullptr)
 {
@@ -65,19 +59,6 @@ double f16_reference(uint16_t h)
     int sign = h >> 15, e = (h >> 10) & 31, m = h & 1023;
     double v = e == 0 ? std::ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : std::ldexp(1024 + m, e - 25);
     return sign ? -v : v;
-}
-
-std::vector<std::string> list_dir(const std::string &dir)
-{
-    std::vector<std::string> out;
-    DIR *d = opendir(dir.c_str());
-    if (!d)
-        return out;
-    while (struct dirent *e = readdir(d))
-        if (e->d_name[0] != '.')
-            out.push_back(dir + "/" + e->d_name);
-    closedir(d);
-    return out;
 }
 
 } // namespace
@@ -354,8 +335,8 @@ TEST_CASE("safetensors validation rejects every malformed header", "[bundle]")
 
 TEST_CASE("bundles are written atomically and hashed as whole files", "[bundle]")
 {
-    char dir[] = "/tmp/vqz-test-bundle-XXXXXX";
-    REQUIRE(mkdtemp(dir) != nullptr);
+    TempDir tmp("vqz-test-bundle");
+    const std::string dir = tmp.path;
     std::string path = std::string(dir) + "/model.safetensors";
     float w[4] = {1, -1, 0.5f, 2};
     int64_t s4[1] = {4};
@@ -370,7 +351,7 @@ TEST_CASE("bundles are written atomically and hashed as whole files", "[bundle]"
     uint8_t sha[32];
     REQUIRE(vqz_bundle_writer_write_file(bw, path.c_str(), sha) == VQZ_OK);
     vqz_bundle_writer_free(bw);
-    REQUIRE(list_dir(dir).size() == 1);
+    REQUIRE(dir_paths(dir).size() == 1);
     std::ifstream in(path, std::ios::binary);
     bytes f((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     uint8_t whole[32];
@@ -393,15 +374,13 @@ TEST_CASE("bundles are written atomically and hashed as whole files", "[bundle]"
     vqz_bundle_free(bd);
     REQUIRE(vqz_bundle_open_file((std::string(dir) + "/nope").c_str(), &bd) == VQZ_ERR_IO);
     REQUIRE(bd == nullptr);
-    unlink(path.c_str());
-    rmdir(dir);
 }
 
 TEST_CASE("the bundle fuzz corpus replays cleanly", "[bundle]")
 {
     size_t files = 0;
-    std::vector<std::string> inputs = list_dir(vqz_test_path("fuzz/corpus/bundle"));
-    for (const std::string &p : list_dir(vqz_test_path("vectors")))
+    std::vector<std::string> inputs = dir_paths(vqz_test_path("fuzz/corpus/bundle"));
+    for (const std::string &p : dir_paths(vqz_test_path("vectors")))
         inputs.push_back(p);
     for (const std::string &p : inputs) {
         std::ifstream in(p, std::ios::binary);

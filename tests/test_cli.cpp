@@ -9,8 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
-#include <set>
 #include <string>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,81 +27,6 @@ extern "C" {
 }
 
 namespace {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/vqz-cli-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { REQUIRE(std::system(("rm -rf '" + path + "'").c_str()) == 0); }
-    std::string at(const std::string &f) const { return path + "/" + f; }
-};
-
-bool file_exists(const std::string &p)
-{
-    struct stat st;
-    return stat(p.c_str(), &st) == 0;
-}
-
-std::string slurp(const std::string &p)
-{
-    FILE *f = std::fopen(p.c_str(), "rb");
-    if (!f)
-        return "";
-    std::string s;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
-        s.append(buf, n);
-    std::fclose(f);
-    return s;
-}
-
-void spit(const std::string &p, const std::string &bytes)
-{
-    FILE *f = std::fopen(p.c_str(), "wb");
-    REQUIRE(f != nullptr);
-    REQUIRE(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size());
-    REQUIRE(std::fclose(f) == 0);
-}
-
-std::set<std::string> list_dir(const std::string &dir)
-{
-    std::set<std::string> names;
-    DIR *d = opendir(dir.c_str());
-    REQUIRE(d != nullptr);
-    while (struct dirent *e = readdir(d))
-        if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-            names.insert(e->d_name);
-    closedir(d);
-    return names;
-}
-
-// The folder holding this test binary's build (BUILD/tests/vqz-tests -> BUILD), or "".
-std::string build_dir_of_this_binary()
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return "";
-    exe[n] = '\0';
-    std::string p(exe);
-    p = p.substr(0, p.rfind('/'));
-    return p.substr(0, p.rfind('/'));
-}
-
-std::string bin_dir()
-{
-    if (const char *e = std::getenv("VQZ_BIN_DIR"))
-        return e;
-    std::string b = build_dir_of_this_binary() + "/bin";
-    if (access((b + "/vqz-enc").c_str(), X_OK) == 0)
-        return b;
-    return "build/bin";
-}
 
 // Writes a small random-weight image model bundle (as tests/test_codec_image.cpp does).
 void make_model(const std::string &path, const std::string &name, uint64_t seed)
@@ -202,7 +125,7 @@ struct Cli {
 
     Cli()
     {
-        bin = bin_dir();
+        bin = vqz_test_bin_dir();
         for (const char *t : {"vqz-enc", "vqz-dec", "vqz-info"})
             if (access((bin + "/" + t).c_str(), X_OK) != 0) {
                 vqz_test_skip("the tools are not built (" + bin + "/" + t + "); run make first");
@@ -345,7 +268,7 @@ TEST_CASE("vqz-enc and vqz-dec refuse bad usage with exit status 1 and write not
     if (!cli.ready)
         return;
     std::string a = cli.photo("a.png"), b = cli.photo("b.png");
-    std::set<std::string> before = list_dir(cli.work.path);
+    std::vector<std::string> before = dir_names(cli.work.path);
 
     Run r = cli.tool("vqz-enc", "-o " + q(cli.work.at("x.vqz")) + " " + q(a) + " " + q(b));
     REQUIRE(r.rc == 1);
@@ -368,7 +291,7 @@ TEST_CASE("vqz-enc and vqz-dec refuse bad usage with exit status 1 and write not
     REQUIRE(r.rc == 1);
     r = cli.tool("vqz-dec", "-o " + q(cli.work.at("x.png")) + " " + q(a) + " " + q(b));
     REQUIRE(r.rc == 1);
-    REQUIRE(list_dir(cli.work.path) == before);
+    REQUIRE(dir_names(cli.work.path) == before);
 
     // an unsupported input (text) is refused as such; a missing one is an I/O error
     std::string txt = cli.work.at("notes.txt");
@@ -409,15 +332,15 @@ TEST_CASE("damaged files and wrong or missing models: exit status, one line nami
     std::string out = cli.work.at("existing.png");
     spit(out, "keep me");
 
-    auto check_untouched = [&](const std::set<std::string> &before) {
+    auto check_untouched = [&](const std::vector<std::string> &before) {
         REQUIRE(slurp(out) == "keep me");
-        REQUIRE(list_dir(cli.work.path) == before); // no partial or temporary file left
+        REQUIRE(dir_names(cli.work.path) == before); // no partial or temporary file left
     };
 
     // truncated inside the first level: exit 1, even with -f the existing output stays
     std::string cut = cli.work.at("cut.vqz");
     spit(cut, bytes.substr(0, 300));
-    std::set<std::string> before = list_dir(cli.work.path);
+    std::vector<std::string> before = dir_names(cli.work.path);
     Run r = cli.tool("vqz-dec", "-f -o " + q(out) + " " + q(cut));
     REQUIRE(r.rc == 1);
     require_one_line(r, "vqz-dec", cut);
@@ -432,7 +355,7 @@ TEST_CASE("damaged files and wrong or missing models: exit status, one line nami
     std::string flipped = bytes;
     flipped[flipped.size() - 10] ^= 0x40;
     spit(bad, flipped);
-    before = list_dir(cli.work.path);
+    before = dir_names(cli.work.path);
     r = cli.tool("vqz-dec", "-f -o " + q(out) + " " + q(bad));
     REQUIRE(r.rc == 1);
     require_one_line(r, "vqz-dec", bad);
@@ -682,7 +605,7 @@ TEST_CASE("the API example builds against the installed library with pkg-config 
         return;
     }
     // install the build this test binary belongs to, with its CUDA setting, so nothing is rebuilt
-    std::string build = build_dir_of_this_binary();
+    std::string build = vqz_test_build_dir();
     char cwd[4096];
     REQUIRE(getcwd(cwd, sizeof cwd) != nullptr);
     if (build.rfind(std::string(cwd) + "/", 0) == 0)

@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <string>
 #include <sys/resource.h>
@@ -32,34 +31,6 @@ extern "C" {
 }
 
 namespace {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/vqz-caudio-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { REQUIRE(std::system(("rm -rf '" + path + "'").c_str()) == 0); }
-    std::string at(const std::string &f) const { return path + "/" + f; }
-    // Every entry, hidden temporary files included.
-    std::vector<std::string> list() const
-    {
-        std::vector<std::string> out;
-        DIR *d = opendir(path.c_str());
-        if (!d)
-            return out;
-        while (struct dirent *e = readdir(d)) {
-            std::string n = e->d_name;
-            if (n != "." && n != "..")
-                out.push_back(n);
-        }
-        closedir(d);
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-};
 
 vqz_net_config tiny_audio_config()
 {
@@ -118,33 +89,6 @@ vqz_model *load_model(const std::string &path)
     INFO(vqz_last_error());
     REQUIRE(vqz_model_load(path.c_str(), &m) == VQZ_OK);
     return m;
-}
-
-bool file_exists(const std::string &p)
-{
-    struct stat st;
-    return stat(p.c_str(), &st) == 0;
-}
-
-std::string slurp(const std::string &p)
-{
-    FILE *f = std::fopen(p.c_str(), "rb");
-    REQUIRE(f != nullptr);
-    std::string s;
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
-        s.append(buf, n);
-    std::fclose(f);
-    return s;
-}
-
-void spit(const std::string &p, const std::string &bytes)
-{
-    FILE *f = std::fopen(p.c_str(), "wb");
-    REQUIRE(f != nullptr);
-    REQUIRE(std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size());
-    std::fclose(f);
 }
 
 // A tone mixture plus a little noise, different per channel, in [-0.8, 0.8].
@@ -299,9 +243,9 @@ TEST_CASE("audio round-trips keep the rate, channels, length and bit depth", "[c
         REQUIRE(r.frames == (uint64_t)k.frames);
         REQUIRE(r.channels == k.channels);
         REQUIRE(r.sample_rate == k.rate);
-        size_t bytes = slurp(enc).size();
+        size_t bytes = slurp_existing(enc).size();
         REQUIRE(r.out_bytes == bytes);
-        REQUIRE(r.in_bytes == slurp(in).size());
+        REQUIRE(r.in_bytes == slurp_existing(in).size());
         REQUIRE(r.kbps == Approx(bytes * 8.0 / ((double)k.frames / k.rate) / 1000.0));
 
         vqz_file_info fi;
@@ -375,14 +319,14 @@ TEST_CASE("chunked audio coding equals whole-signal coding", "[codec-audio]")
     o.chunk_frames = 1000000;
     REQUIRE(encode(m, &o, in, d.at("whole.vqz")) == VQZ_OK);
     REQUIRE(decode(m, &o, d.at("whole.vqz"), d.at("whole.wav")) == VQZ_OK);
-    std::string whole = slurp(d.at("whole.vqz"));
+    std::string whole = slurp_existing(d.at("whole.vqz"));
     vqz_audio *ref = read_audio(d.at("whole.wav"));
     for (int cf : {1, 7, 64, 625, 626}) {
         INFO("chunk_frames " << cf);
         o.chunk_frames = cf;
         std::string e = d.at("c" + std::to_string(cf) + ".vqz"), w = d.at("c" + std::to_string(cf) + ".wav");
         REQUIRE(encode(m, &o, in, e) == VQZ_OK);
-        std::string bytes = slurp(e);
+        std::string bytes = slurp_existing(e);
         // the chunk table differs with the chunk size; the indices may not
         vqz_container *a = nullptr, *b = nullptr;
         REQUIRE(vqz_container_open_file(e.c_str(), nullptr, &a) == VQZ_OK);
@@ -490,13 +434,13 @@ TEST_CASE("audio levels: explicit, by kbit/s target, and decoded fewer", "[codec
     vqz_report r;
     REQUIRE(encode(m, &o, in, d.at("all.vqz"), &r) == VQZ_OK);
     REQUIRE(r.levels == 3);
-    size_t all = slurp(d.at("all.vqz")).size();
+    size_t all = slurp_existing(d.at("all.vqz")).size();
 
     vqz_options two = o;
     two.levels = 2;
     REQUIRE(encode(m, &two, in, d.at("two.vqz"), &r) == VQZ_OK);
     REQUIRE(r.levels == 2);
-    size_t two_size = slurp(d.at("two.vqz")).size();
+    size_t two_size = slurp_existing(d.at("two.vqz")).size();
     REQUIRE(two_size < all);
     vqz_file_info fi;
     REQUIRE(vqz_file_probe(d.at("two.vqz").c_str(), &fi) == VQZ_OK);
@@ -511,7 +455,7 @@ TEST_CASE("audio levels: explicit, by kbit/s target, and decoded fewer", "[codec
     REQUIRE(encode(m, &rate, in, d.at("rate.vqz"), &r) == VQZ_OK);
     REQUIRE(r.levels == 2);
     REQUIRE(r.kbps <= rate.kbps);
-    REQUIRE(slurp(d.at("rate.vqz")) == slurp(d.at("two.vqz")));
+    REQUIRE(slurp_existing(d.at("rate.vqz")) == slurp_existing(d.at("two.vqz")));
     rate.kbps = two_size * 8.0 / seconds / 1000.0 - 1e-6;
     REQUIRE(encode(m, &rate, in, d.at("rate1.vqz"), &r) == VQZ_OK);
     REQUIRE(r.levels == 1);
@@ -521,7 +465,7 @@ TEST_CASE("audio levels: explicit, by kbit/s target, and decoded fewer", "[codec
     rate.kbps = 1e9;
     REQUIRE(encode(m, &rate, in, d.at("huge.vqz"), &r) == VQZ_OK);
     REQUIRE(r.levels == 3);
-    REQUIRE(slurp(d.at("huge.vqz")) == slurp(d.at("all.vqz")));
+    REQUIRE(slurp_existing(d.at("huge.vqz")) == slurp_existing(d.at("all.vqz")));
 
     // decoding two levels of the full file equals decoding the two-level file; all three differ
     vqz_options dec2 = o;
@@ -532,8 +476,8 @@ TEST_CASE("audio levels: explicit, by kbit/s target, and decoded fewer", "[codec
     REQUIRE(r.levels == 2);
     REQUIRE(decode(m, &o, d.at("all.vqz"), d.at("a3.wav"), &r) == VQZ_OK);
     REQUIRE(r.levels == 3);
-    REQUIRE(slurp(d.at("a2.wav")) == slurp(d.at("b2.wav")));
-    REQUIRE(slurp(d.at("a2.wav")) != slurp(d.at("a3.wav")));
+    REQUIRE(slurp_existing(d.at("a2.wav")) == slurp_existing(d.at("b2.wav")));
+    REQUIRE(slurp_existing(d.at("a2.wav")) != slurp_existing(d.at("a3.wav")));
 
     // a file cut right after level 2 still decodes those two levels
     {
@@ -543,10 +487,10 @@ TEST_CASE("audio levels: explicit, by kbit/s target, and decoded fewer", "[codec
         vqz_frame_info fi2;
         REQUIRE(vqz_container_frame_info(c, 1, chunks - 1, &fi2) == VQZ_OK);
         vqz_container_free(c);
-        spit(d.at("cut2.vqz"), slurp(d.at("all.vqz")).substr(0, fi2.offset + fi2.comp_size));
+        spit(d.at("cut2.vqz"), slurp_existing(d.at("all.vqz")).substr(0, fi2.offset + fi2.comp_size));
         REQUIRE(decode(m, &o, d.at("cut2.vqz"), d.at("cut2.wav"), &r) == VQZ_OK);
         REQUIRE(r.levels == 2);
-        REQUIRE(slurp(d.at("cut2.wav")) == slurp(d.at("a2.wav")));
+        REQUIRE(slurp_existing(d.at("cut2.wav")) == slurp_existing(d.at("a2.wav")));
     }
     vqz_model_free(m);
 }
@@ -563,10 +507,10 @@ TEST_CASE("audio streams: stdin in, .vqz and WAV on stdout", "[codec-audio]")
     o.threads = 1; // tiny tensors: on a busy machine a second OpenMP thread costs far more than it gives
     o.chunk_frames = 300;
     REQUIRE(encode(m, &o, in, d.at("file.vqz")) == VQZ_OK);
-    std::string ref = slurp(d.at("file.vqz"));
+    std::string ref = slurp_existing(d.at("file.vqz"));
 
     // from a pipe the length is unknown until the end; the file is the same
-    std::string wav = slurp(in);
+    std::string wav = slurp_existing(in);
     vqz_status s = VQZ_ERR_INTERNAL;
     vqz_report r;
     feed_stdin(wav, [&] { s = vqz_encode_file(m, &o, "-", d.at("pipe.vqz").c_str(), &r); });
@@ -574,7 +518,7 @@ TEST_CASE("audio streams: stdin in, .vqz and WAV on stdout", "[codec-audio]")
     REQUIRE(s == VQZ_OK);
     REQUIRE(r.frames == (uint64_t)n);
     REQUIRE(r.in_bytes == 0);
-    REQUIRE(slurp(d.at("pipe.vqz")) == ref);
+    REQUIRE(slurp_existing(d.at("pipe.vqz")) == ref);
 
     // .vqz to stdout
     std::string out = capture_stdout([&] { s = vqz_encode_file(m, &o, in.c_str(), "-", nullptr); });
@@ -624,8 +568,8 @@ TEST_CASE("audio failures: wrong model, damaged files, bad requests leave output
     std::string out = d.at("existing.wav");
     spit(out, "keep me");
     auto untouched = [&] {
-        REQUIRE(slurp(out) == "keep me");
-        for (const std::string &e : d.list())
+        REQUIRE(slurp_existing(out) == "keep me");
+        for (const std::string &e : dir_names(d.path))
             REQUIRE(e[0] != '.'); // no temporary file left behind
     };
 
@@ -648,7 +592,7 @@ TEST_CASE("audio failures: wrong model, damaged files, bad requests leave output
     untouched();
 
     // cut inside level 1: refused before any output exists
-    std::string bytes = slurp(enc);
+    std::string bytes = slurp_existing(enc);
     vqz_container *c = nullptr;
     REQUIRE(vqz_container_open_file(enc.c_str(), nullptr, &c) == VQZ_OK);
     vqz_frame_info fi;
@@ -685,7 +629,7 @@ TEST_CASE("audio failures: wrong model, damaged files, bad requests leave output
     std::string enc_existing = d.at("existing.vqz");
     spit(enc_existing, "keep me too");
     REQUIRE(encode(m, &cancel, in, enc_existing) == VQZ_ERR_CANCELLED);
-    REQUIRE(slurp(enc_existing) == "keep me too");
+    REQUIRE(slurp_existing(enc_existing) == "keep me too");
 
     // inputs that are not audio, or hold no samples; options out of range
     spit(d.at("junk.wav"), "RIFF....WAVEjunkjunkjunk");
@@ -695,7 +639,7 @@ TEST_CASE("audio failures: wrong model, damaged files, bad requests leave output
     REQUIRE(encode(m, &o, d.at("empty.wav"), enc_existing) == VQZ_ERR_FORMAT);
     REQUIRE(std::string(vqz_last_error()).find("no samples") != std::string::npos);
     REQUIRE(encode(m, &o, d.at("missing.wav"), enc_existing) == VQZ_ERR_IO);
-    REQUIRE(slurp(enc_existing) == "keep me too");
+    REQUIRE(slurp_existing(enc_existing) == "keep me too");
     vqz_options neg = o;
     neg.chunk_frames = -1;
     REQUIRE(encode(m, &neg, in, d.at("neg.vqz")) == VQZ_ERR_INVALID_ARG);

@@ -20,18 +20,6 @@ extern "C" {
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/vqz-codec-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { REQUIRE(std::system(("rm -rf '" + path + "'").c_str()) == 0); }
-    std::string at(const std::string &f) const { return path + "/" + f; }
-};
-
 vqz_net_config tiny_image_config()
 {
     vqz_net_config c;
@@ -64,25 +52,6 @@ std::string make_model(const TempDir &d, const std::string &name, uint64_t seed)
     REQUIRE(vqz_net_save_bundle(net, name.c_str(), meta, path.c_str(), nullptr) == VQZ_OK);
     vqz_net_free(net);
     return path;
-}
-
-bool file_exists(const std::string &p)
-{
-    struct stat st;
-    return stat(p.c_str(), &st) == 0;
-}
-
-std::string slurp(const std::string &p)
-{
-    FILE *f = std::fopen(p.c_str(), "rb");
-    REQUIRE(f != nullptr);
-    std::string s;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
-        s.append(buf, n);
-    std::fclose(f);
-    return s;
 }
 
 } // namespace
@@ -161,7 +130,7 @@ TEST_CASE("photos round-trip through the file API with the original geometry", "
     REQUIRE(r.levels == 4);
     REQUIRE(r.width == 451);
     REQUIRE(r.height == 300);
-    REQUIRE(r.out_bytes == slurp(enc).size());
+    REQUIRE(r.out_bytes == slurp_existing(enc).size());
     REQUIRE(vqz_decode_file(m, &o, enc.c_str(), dec.c_str(), &r) == VQZ_OK);
     vqz_image *a = nullptr, *b = nullptr;
     REQUIRE(vqz_image_read_file(src.c_str(), &a) == VQZ_OK);
@@ -178,9 +147,9 @@ TEST_CASE("photos round-trip through the file API with the original geometry", "
     vqz_options small = o;
     small.tile = 64;
     REQUIRE(vqz_encode_file(m, &small, src.c_str(), enc2.c_str(), nullptr) == VQZ_OK);
-    REQUIRE(slurp(enc2) == slurp(enc));
+    REQUIRE(slurp_existing(enc2) == slurp_existing(enc));
     REQUIRE(vqz_decode_file(m, &small, enc.c_str(), dec2.c_str(), nullptr) == VQZ_OK);
-    REQUIRE(slurp(dec2) == slurp(dec));
+    REQUIRE(slurp_existing(dec2) == slurp_existing(dec));
 
     // fewer levels: explicit, by bpp target, and by decoding fewer
     vqz_options two = o;
@@ -188,13 +157,13 @@ TEST_CASE("photos round-trip through the file API with the original geometry", "
     std::string enc3 = d.at("two.vqz");
     REQUIRE(vqz_encode_file(m, &two, src.c_str(), enc3.c_str(), &r) == VQZ_OK);
     REQUIRE(r.levels == 2);
-    REQUIRE(slurp(enc3).size() < slurp(enc).size());
+    REQUIRE(slurp_existing(enc3).size() < slurp_existing(enc).size());
     vqz_file_info fi;
     REQUIRE(vqz_file_probe(enc3.c_str(), &fi) == VQZ_OK);
     REQUIRE(fi.levels == 2);
     REQUIRE(std::string(fi.model_name) == "tiny-image");
     vqz_options target = o;
-    target.bpp = (slurp(enc3).size() * 8.0 + 7) / (451.0 * 300.0);
+    target.bpp = (slurp_existing(enc3).size() * 8.0 + 7) / (451.0 * 300.0);
     REQUIRE(vqz_encode_file(m, &target, src.c_str(), d.at("bpp.vqz").c_str(), &r) == VQZ_OK);
     REQUIRE(r.levels == 2);
     REQUIRE(r.bpp <= target.bpp);
@@ -203,7 +172,7 @@ TEST_CASE("photos round-trip through the file API with the original geometry", "
     REQUIRE(vqz_decode_file(m, &dec_two, enc.c_str(), d.at("l2a.png").c_str(), &r) == VQZ_OK);
     REQUIRE(r.levels == 2);
     REQUIRE(vqz_decode_file(m, &o, enc3.c_str(), d.at("l2b.png").c_str(), nullptr) == VQZ_OK);
-    REQUIRE(slurp(d.at("l2a.png")) == slurp(d.at("l2b.png")));
+    REQUIRE(slurp_existing(d.at("l2a.png")) == slurp_existing(d.at("l2b.png")));
 
     char *json = nullptr;
     REQUIRE(vqz_file_describe_json(enc.c_str(), &json) == VQZ_OK);
@@ -275,10 +244,10 @@ TEST_CASE("wrong model, damaged files and failures leave outputs untouched", "[c
     std::string msg = vqz_last_error();
     REQUIRE(msg.find("tiny-image") != std::string::npos);
     REQUIRE(msg.find("other-image") != std::string::npos);
-    REQUIRE(slurp(out) == "keep me");
+    REQUIRE(slurp_existing(out) == "keep me");
 
     // truncated inside level 1: refused; a cut after level 2 decodes 2 levels
-    std::string bytes = slurp(enc);
+    std::string bytes = slurp_existing(enc);
     std::string cut = d.at("cut.vqz");
     {
         FILE *f = std::fopen(cut.c_str(), "wb");
@@ -288,7 +257,7 @@ TEST_CASE("wrong model, damaged files and failures leave outputs untouched", "[c
     vqz_status s = vqz_decode_file(m, nullptr, cut.c_str(), out.c_str(), nullptr);
     REQUIRE((s == VQZ_ERR_TRUNCATED || s == VQZ_ERR_MISSING));
     REQUIRE(std::string(vqz_last_error()).find("cut.vqz") != std::string::npos);
-    REQUIRE(slurp(out) == "keep me");
+    REQUIRE(slurp_existing(out) == "keep me");
 
     // a flipped byte in the payload names the frame's checksum
     std::string bad = bytes;
@@ -300,14 +269,14 @@ TEST_CASE("wrong model, damaged files and failures leave outputs untouched", "[c
         std::fclose(f);
     }
     REQUIRE(vqz_decode_file(m, nullptr, badp.c_str(), out.c_str(), nullptr) == VQZ_ERR_CHECKSUM);
-    REQUIRE(slurp(out) == "keep me");
+    REQUIRE(slurp_existing(out) == "keep me");
 
     // an unreadable output folder leaves nothing behind
     REQUIRE(vqz_decode_file(m, nullptr, enc.c_str(), d.at("no/such/dir/x.png").c_str(), nullptr) != VQZ_OK);
     REQUIRE_FALSE(file_exists(d.at("no")));
     // garbage in
     REQUIRE(vqz_decode_file(m, nullptr, src.c_str(), out.c_str(), nullptr) == VQZ_ERR_SIGNATURE);
-    REQUIRE(slurp(out) == "keep me");
+    REQUIRE(slurp_existing(out) == "keep me");
     vqz_model_free(m);
     vqz_model_free(other);
 }

@@ -5,7 +5,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -80,14 +79,6 @@ int digest_mod10(const std::vector<uint8_t> &d)
     for (uint8_t x : d)
         r = (r * 256 + x) % 10;
     return r;
-}
-
-std::string slurp(const std::string &path)
-{
-    std::ifstream f(path, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
 }
 
 std::vector<std::string> split_tabs(const std::string &line)

@@ -9,10 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <ftw.h>
 #include <set>
-#include <sstream>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -37,41 +34,15 @@ std::string sample(const std::string &rel)
     return buf;
 }
 
-std::string slurp(const std::string &path)
-{
-    std::ifstream f(path, std::ios::binary);
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
-
-int rm_entry(const char *path, const struct stat *, int, struct FTW *)
-{
-    return remove(path);
-}
-
 // A folder tree under /tmp made of links to and copies of the samples, removed at the end.
-struct Tree {
-    std::string root;
-    Tree()
-    {
-        char t[] = "/tmp/vqz-dataset-XXXXXX";
-        REQUIRE(mkdtemp(t) != nullptr);
-        root = t;
-    }
-    ~Tree() { nftw(root.c_str(), rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
-    std::string at(const std::string &rel) const { return root + "/" + rel; }
+struct Tree : TempDir {
+    Tree() : TempDir("vqz-dataset") {}
     void dir(const std::string &rel) const { REQUIRE(mkdir(at(rel).c_str(), 0755) == 0); }
     void link(const std::string &target, const std::string &rel) const
     {
         REQUIRE(symlink(target.c_str(), at(rel).c_str()) == 0);
     }
-    void write(const std::string &rel, const std::string &bytes) const
-    {
-        std::ofstream f(at(rel), std::ios::binary);
-        f << bytes;
-        REQUIRE(f.good());
-    }
+    void write(const std::string &rel, const std::string &bytes) const { spit(at(rel), bytes); }
 };
 
 struct Log {
@@ -285,8 +256,8 @@ TEST_CASE("dataset: folders are scanned recursively, links counted once, corrupt
     Log log;
     vqz_dataset_opts o = image_opts(&log);
     // the same folder twice must not duplicate anything
-    std::string second = t.root + "/";
-    const char *dirs[] = {t.root.c_str(), second.c_str()};
+    std::string second = t.path + "/";
+    const char *dirs[] = {t.path.c_str(), second.c_str()};
     vqz_dataset *d = nullptr;
     REQUIRE(vqz_dataset_load(dirs, 2, &o, &d) == VQZ_OK);
     REQUIRE(vqz_dataset_count(d) == 2);
@@ -310,7 +281,7 @@ TEST_CASE("dataset: folders are scanned recursively, links counted once, corrupt
     // audio from the same tree: the WAV at the model's rate and the stereo Ogg Vorbis at 44.1 kHz
     Log alog;
     vqz_dataset_opts ao = audio_opts(16000, &alog);
-    d = load(t.root, ao);
+    d = load(t.path, ao);
     REQUIRE(vqz_dataset_count(d) == 2);
     REQUIRE(vqz_dataset_skipped(d) == 1);
     REQUIRE(std::string(vqz_dataset_path(d, 0)) == t.at("sub/deeper/guitar.ogg"));
@@ -331,7 +302,7 @@ TEST_CASE("dataset: folders are scanned recursively, links counted once, corrupt
     // A WAV cut short (its header declares more data) is kept with the frames present, and said so.
     t.write("sub/cut.wav", slurp(t.at("sub/speech.wav")).substr(0, 44 + 2 * 8000));
     alog.lines.clear();
-    d = load(t.root, ao);
+    d = load(t.path, ao);
     REQUIRE(vqz_dataset_count(d) == 3);
     REQUIRE(vqz_dataset_skipped(d) == 1);
     REQUIRE(vqz_dataset_amount(d) == Approx(seconds + 0.5).epsilon(1e-12));
@@ -378,7 +349,7 @@ TEST_CASE("dataset: fixed crops are the central pixels of the files", "[dataset]
 {
     Tree t;
     make_mixed_tree(t);
-    vqz_dataset *d = load(t.root, image_opts());
+    vqz_dataset *d = load(t.path, image_opts());
     Rgb coffee = read_rgb(sample("images/coffee.png"));
     Rgb chelsea = read_rgb(sample("images/chelsea.png"));
 
@@ -409,7 +380,7 @@ TEST_CASE("dataset: large images are halved with a 2x2 box filter; small ones sk
     Log log;
     vqz_dataset_opts o = image_opts(&log);
     o.max_pixels = 60000; // the coffee photo lands exactly on it after one halving
-    vqz_dataset *d = load(t.root, o);
+    vqz_dataset *d = load(t.path, o);
     REQUIRE(vqz_dataset_count(d) == 2);
     REQUIRE(vqz_dataset_amount(d) == Approx((300.0 * 200 + 225.0 * 150) / 1e6).epsilon(1e-12));
     std::vector<float> x(3 * 200 * 200);
@@ -423,14 +394,14 @@ TEST_CASE("dataset: large images are halved with a 2x2 box filter; small ones sk
 
     // twice as many halvings for a budget a quarter as large
     o.max_pixels = 59999;
-    d = load(t.root, o);
+    d = load(t.path, o);
     REQUIRE(vqz_dataset_amount(d) == Approx((150.0 * 100 + 225.0 * 150) / 1e6).epsilon(1e-12));
     vqz_dataset_free(d);
 
     o.max_pixels = 60000;
     o.min_side = 160;
     log.lines.clear();
-    d = load(t.root, o);
+    d = load(t.path, o);
     REQUIRE(vqz_dataset_count(d) == 1);
     REQUIRE(vqz_dataset_skipped(d) == 2);
     REQUIRE(std::string(vqz_dataset_path(d, 0)) == t.at("coffee.png"));
@@ -454,7 +425,7 @@ TEST_CASE("dataset: 16-bit grey images with alpha are cached as rounded 8-bit gr
         }
     Tree t;
     REQUIRE(vqz_image_write_png(img, t.at("grey16.png").c_str()) == VQZ_OK);
-    vqz_dataset *d = load(t.root, image_opts());
+    vqz_dataset *d = load(t.path, image_opts());
     const int crop = 128;
     std::vector<float> x(3 * crop * crop);
     REQUIRE(vqz_dataset_fixed(d, 0, crop, x.data()) == VQZ_OK);
@@ -477,7 +448,7 @@ TEST_CASE("dataset: image batches are reproducible crops of the files, mirrored 
 {
     Tree t;
     make_mixed_tree(t);
-    vqz_dataset *d = load(t.root, image_opts());
+    vqz_dataset *d = load(t.path, image_opts());
     Rgb coffee = read_rgb(sample("images/coffee.png"));
     Rgb chelsea = read_rgb(sample("images/chelsea.png"));
 
@@ -541,7 +512,7 @@ TEST_CASE("dataset: audio is cached mono at the model's rate; clips keep gain in
     Tree t;
     make_mixed_tree(t);
     const int rate = 16000;
-    vqz_dataset *d = load(t.root, audio_opts(rate));
+    vqz_dataset *d = load(t.path, audio_opts(rate));
     REQUIRE(vqz_dataset_count(d) == 2);
 
     // The cached signals through fixed(): the WAV is already at 16 kHz, mono, 16-bit, so it comes back
@@ -655,7 +626,7 @@ TEST_CASE("dataset: silent audio clips are redrawn", "[dataset]")
     Tree t;
     make_mixed_tree(t);
     const int rate = 16000, n = 512, crop = 160;
-    vqz_dataset *d = load(t.root, audio_opts(rate));
+    vqz_dataset *d = load(t.path, audio_opts(rate));
     int r = 0;
     std::vector<float> speech = read_mono_pcm(t.at("sub/speech.wav"), &r);
     size_t music_frames = (size_t)std::lround(vqz_dataset_amount(d) * rate) - speech.size();
@@ -711,7 +682,7 @@ TEST_CASE("dataset: the files kept under a cache budget do not depend on the thr
             o.threads = threads;
             o.cache_bytes = budget;
             o.seed = seed;
-            vqz_dataset *d = load(t.root, o);
+            vqz_dataset *d = load(t.path, o);
             REQUIRE(vqz_dataset_count(d) < 12);
             REQUIRE(vqz_dataset_count(d) >= 4);
             REQUIRE(vqz_dataset_skipped(d) == 0);
@@ -737,7 +708,7 @@ TEST_CASE("dataset: the loader thread returns the batches of vqz_dataset_batch",
 {
     Tree t;
     make_mixed_tree(t);
-    vqz_dataset *d = load(t.root, image_opts());
+    vqz_dataset *d = load(t.path, image_opts());
     const int n = 4, crop = 32;
     const size_t floats = (size_t)n * 3 * crop * crop;
     std::vector<float> want(floats);
@@ -772,7 +743,7 @@ TEST_CASE("dataset: the loader thread returns the batches of vqz_dataset_batch",
     vqz_dataset_free(d);
 
     // audio too
-    d = load(t.root, audio_opts(16000));
+    d = load(t.path, audio_opts(16000));
     std::vector<float> wa(2 * 1000);
     REQUIRE(vqz_loader_start(d, 2, 0, 2, 1000, &l) == VQZ_OK);
     for (int k = 0; k < 3; k++) {

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <fstream>
 #include <string>
 #include <unistd.h>
@@ -253,11 +252,6 @@ vqz_status open_status(const bytes &b, size_t size, const vqz_limits *lim = null
     vqz_status s = vqz_container_open_memory(b.data(), size, lim, &c);
     vqz_container_free(c);
     return s;
-}
-
-bool contains(const std::string &hay, const std::string &needle)
-{
-    return hay.find(needle) != std::string::npos;
 }
 
 // Recompute the header CRC after a deliberate edit of header bytes.
@@ -949,8 +943,8 @@ TEST_CASE("files are written atomically and opened from disk", "[format]")
     REQUIRE(vqz_container_writer_size(w, &size) == VQZ_ERR_INVALID_ARG);
     REQUIRE(contains(vqz_last_error(), "level 1, chunk 0 was not given"));
     REQUIRE(vqz_container_writer_put_level(w, 1, s.levels[1].data(), s.levels[1].size()) == VQZ_OK);
-    char dir[] = "/tmp/vqz-test-dir-XXXXXX";
-    REQUIRE(mkdtemp(dir) != nullptr);
+    TempDir tmp("vqz-test-dir");
+    const std::string dir = tmp.path;
     std::string path = std::string(dir) + "/out.vqz";
     {
         std::ofstream old(path);
@@ -963,13 +957,7 @@ TEST_CASE("files are written atomically and opened from disk", "[format]")
     REQUIRE(vqz_container_writer_write_file(w, path.c_str()) == VQZ_OK);
     vqz_container_writer_free(w);
     // Only the target is in the folder: the temporary file was renamed.
-    int entries = 0;
-    DIR *d = opendir(dir);
-    while (struct dirent *e = readdir(d))
-        if (e->d_name[0] != '.' || (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")))
-            entries++;
-    closedir(d);
-    REQUIRE(entries == 1);
+    REQUIRE(dir_names(dir).size() == 1);
     vqz_container *c = nullptr;
     REQUIRE(vqz_container_open_file(path.c_str(), nullptr, &c) == VQZ_OK);
     indices grid(6);
@@ -979,9 +967,7 @@ TEST_CASE("files are written atomically and opened from disk", "[format]")
     REQUIRE(vqz_container_open_file((std::string(dir) + "/nope.vqz").c_str(), nullptr, &c) == VQZ_ERR_IO);
     REQUIRE(contains(vqz_last_error(), "nope.vqz: cannot open"));
     REQUIRE(c == nullptr);
-    REQUIRE(vqz_container_open_file(dir, nullptr, &c) == VQZ_ERR_IO);
-    unlink(path.c_str());
-    rmdir(dir);
+    REQUIRE(vqz_container_open_file(dir.c_str(), nullptr, &c) == VQZ_ERR_IO);
 }
 
 namespace {
@@ -1119,20 +1105,6 @@ TEST_CASE("level statistics for vqz-info", "[format]")
 }
 
 namespace {
-std::vector<std::string> list_dir(const std::string &dir)
-{
-    std::vector<std::string> out;
-    DIR *d = opendir(dir.c_str());
-    if (!d)
-        return out;
-    while (struct dirent *e = readdir(d))
-        if (e->d_name[0] != '.')
-            out.push_back(dir + "/" + e->d_name);
-    closedir(d);
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
 bytes read_file(const std::string &path)
 {
     std::ifstream in(path, std::ios::binary);
@@ -1144,7 +1116,7 @@ TEST_CASE("the container fuzz corpus replays cleanly", "[format]")
 {
     size_t files = 0;
     for (const char *target : {"container", "roundtrip"}) {
-        for (const std::string &p : list_dir(vqz_test_path(std::string("fuzz/corpus/") + target))) {
+        for (const std::string &p : dir_paths(vqz_test_path(std::string("fuzz/corpus/") + target))) {
             bytes b = read_file(p);
             INFO(p);
             int bad = std::strcmp(target, "container") == 0 ? vqz_fuzz_container(b.data(), b.size())
@@ -1154,7 +1126,7 @@ TEST_CASE("the container fuzz corpus replays cleanly", "[format]")
         }
     }
     // The vectors are part of the container corpus too.
-    for (const std::string &p : list_dir(vqz_test_path("vectors"))) {
+    for (const std::string &p : dir_paths(vqz_test_path("vectors"))) {
         bytes b = read_file(p);
         REQUIRE(vqz_fuzz_container(b.data(), b.size()) == 0);
         files++;

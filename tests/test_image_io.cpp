@@ -8,7 +8,6 @@
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <dirent.h>
 #include <string>
 #include <sys/resource.h>
 #if __has_include(<valgrind/valgrind.h>)
@@ -295,40 +294,6 @@ std::vector<uint8_t> sample_png(int w = 17, int h = 9)
     return make_png(random_spec(&r, PNG_COLOR_TYPE_RGB, 8, w, h, false, false));
 }
 
-std::string make_temp_dir()
-{
-    char dir[] = "/tmp/vqz-test-image-XXXXXX";
-    REQUIRE(mkdtemp(dir) != nullptr);
-    return dir;
-}
-
-std::vector<std::string> list_dir(const std::string &dir)
-{
-    std::vector<std::string> names;
-    DIR *d = opendir(dir.c_str());
-    REQUIRE(d != nullptr);
-    while (struct dirent *e = readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..")
-            names.push_back(n);
-    }
-    closedir(d);
-    return names;
-}
-
-void remove_tree(const std::string &dir)
-{
-    for (auto &n : list_dir(dir)) {
-        std::string p = dir + "/" + n;
-        struct stat st;
-        if (stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode))
-            remove_tree(p);
-        else
-            unlink(p.c_str());
-    }
-    rmdir(dir.c_str());
-}
-
 void write_bytes(const std::string &path, const std::vector<uint8_t> &b)
 {
     FILE *f = std::fopen(path.c_str(), "wb");
@@ -353,11 +318,6 @@ std::vector<uint8_t> read_bytes(const std::string &path)
 vqz_status read_mem(const std::vector<uint8_t> &b, ImagePtr *img)
 {
     return vqz_image_read_memory_named(b.data(), b.size(), "photo.png", &img->p);
-}
-
-bool contains(const std::string &s, const std::string &w)
-{
-    return s.find(w) != std::string::npos;
 }
 
 // ---------------------------------------------------------------- a reference JPEG writer
@@ -1079,7 +1039,8 @@ TEST_CASE("PNG: huge declared dimensions are refused before allocating", "[image
 
 TEST_CASE("files: reading names the path, writing is atomic", "[image]")
 {
-    std::string dir = make_temp_dir();
+    TempDir tmp("vqz-test-image");
+    const std::string dir = tmp.path;
     std::string missing = dir + "/missing.png";
     ImagePtr a;
     REQUIRE(vqz_image_read_file(missing.c_str(), &a.p) == VQZ_ERR_IO);
@@ -1110,32 +1071,31 @@ TEST_CASE("files: reading names the path, writing is atomic", "[image]")
     ImagePtr back;
     REQUIRE(vqz_image_read_file(out.c_str(), &back.p) == VQZ_OK);
     REQUIRE(samples_of(back.p) == samples_of(a.p));
-    size_t files_before = list_dir(dir).size();
+    size_t files_before = dir_names(dir).size();
 
     a.p->samples[7] = 300; // not an 8-bit value: refused
     REQUIRE(vqz_image_write_png(a.p, out.c_str()) == VQZ_ERR_INVALID_ARG);
     REQUIRE(contains(vqz_last_error(), out));
     a.p->samples[7] = 3;
     REQUIRE(read_bytes(out) == first);
-    REQUIRE(list_dir(dir).size() == files_before);
+    REQUIRE(dir_names(dir).size() == files_before);
 
     std::string nodir = dir + "/no/such/folder/out.png";
     REQUIRE(vqz_image_write_png(a.p, nodir.c_str()) == VQZ_ERR_IO);
     REQUIRE(contains(vqz_last_error(), nodir));
-    REQUIRE(list_dir(dir).size() == files_before);
+    REQUIRE(dir_names(dir).size() == files_before);
 
     // The target is a folder: the encoded file cannot be renamed over it, and the temporary goes away.
     std::string sub = dir + "/sub";
     REQUIRE(mkdir(sub.c_str(), 0755) == 0);
     REQUIRE(vqz_image_write_png(a.p, sub.c_str()) == VQZ_ERR_IO);
-    REQUIRE(list_dir(dir).size() == files_before + 1);
-    REQUIRE(list_dir(sub).empty());
+    REQUIRE(dir_names(dir).size() == files_before + 1);
+    REQUIRE(dir_names(sub).empty());
 
     // An inconsistent description is refused before anything is written.
     a.p->color_type = VQZ_PNG_GREY;
     REQUIRE(vqz_image_write_png(a.p, out.c_str()) == VQZ_ERR_INVALID_ARG);
     REQUIRE(read_bytes(out) == first);
-    remove_tree(dir);
 }
 
 TEST_CASE("the sample photographs read with their dimensions", "[image]")

@@ -30,18 +30,6 @@ extern "C" {
 
 namespace {
 
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/vqz-metrics-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() { REQUIRE(std::system(("rm -rf '" + path + "'").c_str()) == 0); }
-    std::string at(const std::string &f) const { return path + "/" + f; }
-};
-
 // One line of metrics_expected.txt: its kind ("image", "audio", "melfb"), name and key=value fields.
 struct Expected {
     std::string kind, name;
@@ -414,24 +402,9 @@ TEST_CASE("audio files: channel counts must agree, and errors name the file", "[
 
 namespace {
 
-std::string slurp(const std::string &p)
-{
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 std::string eval_tool()
 {
-    if (const char *e = std::getenv("VQZ_BIN_DIR"))
-        return std::string(e) + "/vqz-eval";
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    std::string p = n > 0 ? std::string(exe, (size_t)n) : "";
-    p = p.substr(0, p.rfind('/'));
-    p = p.substr(0, p.rfind('/')) + "/bin/vqz-eval"; // BUILD/tests/vqz-tests -> BUILD/bin
-    return access(p.c_str(), X_OK) == 0 ? p : "build/bin/vqz-eval";
+    return vqz_test_bin_dir() + "/vqz-eval";
 }
 
 struct Run {

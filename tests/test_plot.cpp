@@ -7,10 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
-#include <fstream>
-#include <iterator>
-#include <set>
 #include <sstream>
 #include <string>
 #include <unistd.h>
@@ -25,46 +21,6 @@ extern "C" {
 }
 
 namespace {
-
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        char tmpl[] = "/tmp/vqz-plot-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir()
-    {
-        int rc = std::system(("rm -rf '" + path + "'").c_str());
-        (void)rc;
-    }
-    std::string at(const std::string &f) const { return path + "/" + f; }
-    std::set<std::string> files() const
-    {
-        std::set<std::string> out;
-        DIR *d = opendir(path.c_str());
-        REQUIRE(d != nullptr);
-        while (struct dirent *e = readdir(d))
-            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
-                out.insert(e->d_name);
-        closedir(d);
-        return out;
-    }
-};
-
-void write_text(const std::string &path, const std::string &text)
-{
-    std::ofstream f(path, std::ios::binary);
-    f << text;
-    REQUIRE(f.good());
-}
-
-std::string read_bytes(const std::string &path)
-{
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
 
 // A training log as the trainer writes it: 3000 rows, a noisy falling loss, a smoother falling recon term,
 // a validation PSNR logged every 10th row (rising), and a rising codebook perplexity.
@@ -174,10 +130,10 @@ int step_column(double s, double lo, double hi)
 TEST_CASE("plot_log draws the named columns in a two-column grid with their lines where they belong", "[plot]")
 {
     TempDir d;
-    write_text(d.at("train.csv"), training_log());
+    spit(d.at("train.csv"), training_log());
     const char *cols[] = {"loss", "val_psnr", "perplexity_l0"};
     REQUIRE(vqz_plot_log(d.at("train.csv").c_str(), d.at("chart.png").c_str(), cols, 3) == VQZ_OK);
-    REQUIRE(d.files() == std::set<std::string>({"train.csv", "chart.png"})); // no temporary file left
+    REQUIRE(dir_names(d.path) == std::vector<std::string>({"chart.png", "train.csv"})); // no temporary file left
 
     Chart c;
     read_chart(d.at("chart.png"), c);
@@ -258,7 +214,7 @@ TEST_CASE("plot_log draws the named columns in a two-column grid with their line
 TEST_CASE("plot_log without named columns plots all but step, time_s and lr, in file order", "[plot]")
 {
     TempDir d;
-    write_text(d.at("train.csv"), training_log());
+    spit(d.at("train.csv"), training_log());
     REQUIRE(vqz_plot_log(d.at("train.csv").c_str(), d.at("all.png").c_str(), nullptr, 0) == VQZ_OK);
     Chart c;
     read_chart(d.at("all.png"), c);
@@ -275,7 +231,7 @@ TEST_CASE("plot_log without named columns plots all but step, time_s and lr, in 
     }
 
     // Five columns to plot: a third row whose right slot stays empty.
-    write_text(d.at("five.csv"), "step,lr,a,b,c,d,e\n0,1,1,2,3,4,5\n1,1,2,3,4,5,6\n2,1,3,4,5,6,7\n");
+    spit(d.at("five.csv"), "step,lr,a,b,c,d,e\n0,1,1,2,3,4,5\n1,1,2,3,4,5,6\n2,1,3,4,5,6,7\n");
     REQUIRE(vqz_plot_log(d.at("five.csv").c_str(), d.at("five.png").c_str(), nullptr, 0) == VQZ_OK);
     Chart f;
     read_chart(d.at("five.png"), f);
@@ -300,7 +256,7 @@ TEST_CASE("plot_log puts losses spanning decades on a log axis and other columns
         s << i << "," << v << "," << v << "," << (i == 400 ? 0.0 : v) << "\n";
     }
     TempDir d;
-    write_text(d.at("log.csv"), s.str());
+    spit(d.at("log.csv"), s.str());
     REQUIRE(vqz_plot_log(d.at("log.csv").c_str(), d.at("log.png").c_str(), nullptr, 0) == VQZ_OK);
     Chart c;
     read_chart(d.at("log.png"), c);
@@ -328,7 +284,7 @@ TEST_CASE("plot_log puts losses spanning decades on a log axis and other columns
 TEST_CASE("plot_log draws empty panels for a log with no rows yet and skips an unfinished last line", "[plot]")
 {
     TempDir d;
-    write_text(d.at("new.csv"), "step,time_s,lr,loss,recon\n");
+    spit(d.at("new.csv"), "step,time_s,lr,loss,recon\n");
     REQUIRE(vqz_plot_log(d.at("new.csv").c_str(), d.at("new.png").c_str(), nullptr, 0) == VQZ_OK);
     Chart c;
     read_chart(d.at("new.png"), c);
@@ -337,12 +293,12 @@ TEST_CASE("plot_log draws empty panels for a log with no rows yet and skips an u
     CHECK(c.coloured_in(1) == 0);
 
     // A log being written: the last line has no newline yet and is cut short; it is left out.
-    write_text(d.at("growing.csv"), "step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.");
+    spit(d.at("growing.csv"), "step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.");
     REQUIRE(vqz_plot_log(d.at("growing.csv").c_str(), d.at("g.png").c_str(), nullptr, 0) == VQZ_OK);
-    write_text(d.at("growing.csv"), "step,loss\n1,0.5\n2,0.4\n3,0.3\n4");
+    spit(d.at("growing.csv"), "step,loss\n1,0.5\n2,0.4\n3,0.3\n4");
     REQUIRE(vqz_plot_log(d.at("growing.csv").c_str(), d.at("g.png").c_str(), nullptr, 0) == VQZ_OK);
     // The same line with its newline is an error.
-    write_text(d.at("short.csv"), "step,loss\n1,0.5\n2,0.4\n3,0.3\n4\n");
+    spit(d.at("short.csv"), "step,loss\n1,0.5\n2,0.4\n3,0.3\n4\n");
     REQUIRE(vqz_plot_log(d.at("short.csv").c_str(), d.at("g.png").c_str(), nullptr, 0) == VQZ_ERR_FORMAT);
     CHECK(std::string(vqz_last_error()).find("line 5 has 1 cells, the header has 2") != std::string::npos);
 }
@@ -351,8 +307,8 @@ TEST_CASE("plot_log refuses unknown columns and malformed logs and leaves an exi
 {
     TempDir d;
     const std::string csv = d.at("train.csv"), png = d.at("chart.png");
-    write_text(csv, training_log());
-    write_text(png, "the previous chart");
+    spit(csv, training_log());
+    spit(png, "the previous chart");
 
     const char *unknown[] = {"loss", "psnr"};
     REQUIRE(vqz_plot_log(csv.c_str(), png.c_str(), unknown, 2) == VQZ_ERR_NOT_FOUND);
@@ -360,7 +316,7 @@ TEST_CASE("plot_log refuses unknown columns and malformed logs and leaves an exi
     INFO(msg);
     CHECK(msg.find("\"psnr\"") != std::string::npos);
     CHECK(msg.find("val_psnr") != std::string::npos); // the columns there are listed
-    CHECK(read_bytes(png) == "the previous chart");
+    CHECK(slurp(png) == "the previous chart");
 
     struct Bad {
         const char *text;
@@ -381,37 +337,37 @@ TEST_CASE("plot_log refuses unknown columns and malformed logs and leaves an exi
     for (const Bad &b : bad) {
         // The NUL case needs its length spelled out.
         std::string text = std::strcmp(b.says, "NUL byte") == 0 ? std::string("step,loss\n1,0\0005\n", 16) : b.text;
-        write_text(csv, text);
+        spit(csv, text);
         vqz_status s = vqz_plot_log(csv.c_str(), png.c_str(), nullptr, 0);
         msg = vqz_last_error();
         INFO(b.says << " -> " << msg);
         CHECK(s == b.status);
         CHECK(msg.find(b.says) != std::string::npos);
         CHECK(msg.find(csv) != std::string::npos); // the message names the file
-        CHECK(read_bytes(png) == "the previous chart");
+        CHECK(slurp(png) == "the previous chart");
     }
-    CHECK(d.files() == std::set<std::string>({"train.csv", "chart.png"}));
+    CHECK(dir_names(d.path) == std::vector<std::string>({"chart.png", "train.csv"}));
 
     // Too many columns for a log.
     std::string wide = "step";
     for (int i = 0; i < 1000; i++)
         wide += ",c" + std::to_string(i);
-    write_text(csv, wide + "\n");
+    spit(csv, wide + "\n");
     CHECK(vqz_plot_log(csv.c_str(), png.c_str(), nullptr, 0) == VQZ_ERR_LIMIT);
     // More than 64 columns to plot.
     wide = "step";
     for (int i = 0; i < 65; i++)
         wide += ",c" + std::to_string(i);
-    write_text(csv, wide + "\n");
+    spit(csv, wide + "\n");
     CHECK(vqz_plot_log(csv.c_str(), png.c_str(), nullptr, 0) == VQZ_ERR_LIMIT);
-    CHECK(read_bytes(png) == "the previous chart");
+    CHECK(slurp(png) == "the previous chart");
 
     CHECK(vqz_plot_log(d.at("missing.csv").c_str(), png.c_str(), nullptr, 0) == VQZ_ERR_IO);
     CHECK(vqz_plot_log(csv.c_str(), png.c_str(), nullptr, -1) == VQZ_ERR_INVALID_ARG);
     CHECK(vqz_plot_log(csv.c_str(), png.c_str(), nullptr, 2) == VQZ_ERR_INVALID_ARG);
     CHECK(vqz_plot_log(nullptr, png.c_str(), nullptr, 0) == VQZ_ERR_INVALID_ARG);
     // An output folder that does not exist: an I/O error from the PNG writer.
-    write_text(csv, "step,loss\n1,0.5\n");
+    spit(csv, "step,loss\n1,0.5\n");
     CHECK(vqz_plot_log(csv.c_str(), d.at("no/such/dir.png").c_str(), nullptr, 0) == VQZ_ERR_IO);
-    CHECK(read_bytes(png) == "the previous chart");
+    CHECK(slurp(png) == "the previous chart");
 }

@@ -25,46 +25,6 @@ extern "C" {
 
 namespace {
 
-struct Scratch {
-    std::string path;
-    Scratch()
-    {
-        char tmpl[] = "/tmp/vqz-train-XXXXXX";
-        REQUIRE(mkdtemp(tmpl) != nullptr);
-        path = tmpl;
-    }
-    ~Scratch() { REQUIRE(std::system(("rm -rf '" + path + "'").c_str()) == 0); }
-    std::string at(const std::string &f) const { return path + "/" + f; }
-};
-
-bool exists(const std::string &p)
-{
-    struct stat st;
-    return stat(p.c_str(), &st) == 0;
-}
-
-void spit(const std::string &p, const std::string &s)
-{
-    FILE *f = std::fopen(p.c_str(), "wb");
-    REQUIRE(f != nullptr);
-    REQUIRE(std::fwrite(s.data(), 1, s.size(), f) == s.size());
-    REQUIRE(std::fclose(f) == 0);
-}
-
-std::string slurp(const std::string &p)
-{
-    FILE *f = std::fopen(p.c_str(), "rb");
-    if (!f)
-        return "";
-    std::string s;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0)
-        s.append(buf, n);
-    std::fclose(f);
-    return s;
-}
-
 const char *kTinyImage = R"({"kind":"image","in_channels":3,"channels":[8,16],"strides":[2],"res_blocks":1,
   "latent_dim":8,"levels":3,"codebook_size":32,"res_scale":0.5,"activation":"silu","weight_norm":false})";
 const char *kTinyAudio = R"({"kind":"audio","in_channels":1,"channels":[4,8,16],"strides":[4,5],"res_blocks":1,
@@ -89,7 +49,7 @@ int collect(const vqz_train_progress *p, void *user)
 }
 
 struct Run {
-    Scratch dir;
+    TempDir dir;
     std::string images = vqz_test_path("../samples/images");
     std::string audio = vqz_test_path("../samples/audio");
     const char *data[1];
@@ -162,18 +122,6 @@ int count_lines(const std::string &s)
     return n;
 }
 
-std::string bin_dir()
-{
-    if (const char *e = std::getenv("VQZ_BIN_DIR"))
-        return e;
-    char self[4096];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    REQUIRE(n > 0);
-    self[n] = 0;
-    std::string s(self);
-    return s.substr(0, s.rfind('/')) + "/../bin";
-}
-
 } // namespace
 
 TEST_CASE("image training on real photographs lowers the loss and writes a loadable model", "[train]")
@@ -208,7 +156,7 @@ TEST_CASE("image training on real photographs lowers the loss and writes a loada
     CHECK(std::string(m->name) == "m");
     vqz_model_free(m);
     CHECK(meta_of(r.out, "vqz.steps") == "40");
-    CHECK(exists(r.out + ".ckpt"));
+    CHECK(file_exists(r.out + ".ckpt"));
     CHECK(vqz_model_load((r.out + ".ckpt").c_str(), &m) != VQZ_OK);
 
     // the log: header, a row before training, one per report
@@ -426,13 +374,13 @@ TEST_CASE("training errors name their cause", "[train]")
     {
         r.o.crop = 4096;
         CHECK(vqz_train(&r.o, nullptr, nullptr) != VQZ_OK);
-        CHECK(!exists(r.out));
+        CHECK(!file_exists(r.out));
     }
 }
 
 TEST_CASE("vqz-train killed with SIGKILL resumes from an intact checkpoint; its log plots", "[train][cli]")
 {
-    std::string bin = bin_dir() + "/vqz-train";
+    std::string bin = vqz_test_bin_dir() + "/vqz-train";
     if (access(bin.c_str(), X_OK) != 0) {
         vqz_test_skip("vqz-train is not built (" + bin + "); run make first");
         return;
@@ -452,7 +400,7 @@ TEST_CASE("vqz-train killed with SIGKILL resumes from an intact checkpoint; its 
     // wait for two checkpoints, then kill without warning
     std::string ckpt = r.out + ".ckpt";
     for (int i = 0; i < 1200; i++) {
-        if (exists(ckpt) && slurp(err).find("checkpoint at step 6") != std::string::npos)
+        if (file_exists(ckpt) && slurp(err).find("checkpoint at step 6") != std::string::npos)
             break;
         usleep(50 * 1000);
     }
