@@ -178,7 +178,15 @@ vqz_status vqz_model_locate(const char *name, const uint8_t *sha256, char *path,
 vqz_status vqz_net_save_bundle(const vqz_net *net, const char *name, const char *const *extra_meta, const char *path,
                                uint8_t sha256[32])
 {
+    return vqz_net_save_bundle_as(net, name, extra_meta, path, VQZ_DTYPE_F32, sha256);
+}
+
+vqz_status vqz_net_save_bundle_as(const vqz_net *net, const char *name, const char *const *extra_meta, const char *path,
+                                  vqz_dtype dtype, uint8_t sha256[32])
+{
     VQZ_FAIL_IF(!net || !name || !path, VQZ_ERR_INVALID_ARG, "vqz_net_save_bundle: NULL argument");
+    VQZ_FAIL_IF(dtype != VQZ_DTYPE_F32 && dtype != VQZ_DTYPE_F16 && dtype != VQZ_DTYPE_BF16, VQZ_ERR_INVALID_ARG,
+                "vqz_net_save_bundle: weights are stored as F32, F16 or BF16, not %s", vqz_dtype_name(dtype));
     VQZ_TRY(vqz_net_check_weights(net));
     char *config = NULL;
     VQZ_TRY(vqz_net_config_to_json(&net->cfg, &config));
@@ -194,7 +202,7 @@ vqz_status vqz_net_save_bundle(const vqz_net *net, const char *name, const char 
         s = vqz_bundle_writer_set_meta(w, extra_meta[i], extra_meta[i + 1]);
     for (int i = 0; s == VQZ_OK && i < net->n_tensors; i++) {
         const vqz_param_info *p = &net->info[i];
-        s = vqz_bundle_writer_add(w, p->name, p->ndim, p->shape, net->params + p->offset, VQZ_DTYPE_F32);
+        s = vqz_bundle_writer_add(w, p->name, p->ndim, p->shape, net->params + p->offset, dtype);
     }
     if (s == VQZ_OK)
         s = vqz_bundle_writer_write_file(w, path, sha256);

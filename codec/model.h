@@ -19,5 +19,8 @@ struct vqz_model {
  * NULL-terminated key, value pairs (may be NULL); atomic. sha256 (may be NULL) gets the bundle hash. */
 vqz_status vqz_net_save_bundle(const vqz_net *net, const char *name, const char *const *extra_meta, const char *path,
                                uint8_t sha256[32]);
+/* The same with the tensors stored as `dtype` (VQZ_DTYPE_F32, F16 or BF16; rounded to nearest even). */
+vqz_status vqz_net_save_bundle_as(const vqz_net *net, const char *name, const char *const *extra_meta, const char *path,
+                                  vqz_dtype dtype, uint8_t sha256[32]);
 
 #endif

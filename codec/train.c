@@ -228,6 +228,15 @@ static vqz_status settings_from_json(const char *json, const char *path, run_set
 
 /* ------------------------------------------------------------------------------ checkpoints */
 
+static vqz_dtype store_dtype(const char *store)
+{
+    if (store && strcmp(store, "f16") == 0)
+        return VQZ_DTYPE_F16;
+    if (store && strcmp(store, "bf16") == 0)
+        return VQZ_DTYPE_BF16;
+    return VQZ_DTYPE_F32;
+}
+
 /* The discriminator's tensors and AdamW moments, as "train.disc.*" entries of the checkpoint. */
 static vqz_status add_disc_tensors(vqz_bundle_writer *w, const vqz_disc *d)
 {
@@ -317,7 +326,7 @@ static vqz_status save(trainer *t)
                               "vqz.train_seconds", secs, "vqz.data", data, "vqz.run", train,
                               t->rs.parent[0] ? "vqz.parent" : NULL, t->rs.parent, "vqz.parent_sha256",
                               t->rs.parent_sha, NULL, NULL};
-        s = vqz_net_save_bundle(m, t->name, meta, t->o->out_path, NULL);
+        s = vqz_net_save_bundle_as(m, t->name, meta, t->o->out_path, store_dtype(t->o->store), NULL);
     }
     free(train);
     return s;
@@ -937,6 +946,8 @@ static vqz_status check_options(const vqz_train_options *o)
     VQZ_FAIL_IF(o->codebook_only && !o->init_path && !o->resume_path, VQZ_ERR_INVALID_ARG,
                 "codebook-only adaptation needs a model to start from (--init MODEL)");
     VQZ_FAIL_IF(o->resume_path && o->init_path, VQZ_ERR_INVALID_ARG, "--resume and --init exclude each other");
+    VQZ_FAIL_IF(o->store && strcmp(o->store, "f32") && strcmp(o->store, "f16") && strcmp(o->store, "bf16"),
+                VQZ_ERR_INVALID_ARG, "weights are stored as f32, f16 or bf16, not '%s'", o->store);
     VQZ_FAIL_IF(o->gan_from < 0 || !(o->gan_weight >= 0 && o->gan_weight <= 1000) ||
                     !(o->feat_weight >= 0 && o->feat_weight <= 1000),
                 VQZ_ERR_INVALID_ARG, "adversarial stage: step >= 0 and weights in 0..1000");

@@ -360,6 +360,8 @@ typedef struct {
                                   * resuming a run that had none. */
     double gan_weight;           /* weight of the adversarial term (default 1) */
     double feat_weight;          /* weight of the feature-matching term (default 2) */
+    const char *store;           /* the model bundle's tensor type: "f32" (default), "f16" or "bf16" (half the
+                                  * size; the checkpoint always keeps F32) */
     const volatile int *cancel;  /* when non-NULL and set non-zero, the run stops after the current step as if
                                   * the callback had asked (a checkpoint is written, VQZ_ERR_CANCELLED) */
 } vqz_train_options;

@@ -334,6 +334,36 @@ TEST_CASE("codebook-only adaptation keeps encoder and decoder, refits the codebo
     CHECK(meta_of(ad.out, "vqz.parent_sha256").size() == 64);
 }
 
+TEST_CASE("a model bundle stored as F16 is half the size and codes like the F32 one", "[train]")
+{
+    Run r;
+    r.o.steps = 4;
+    REQUIRE(vqz_train(&r.o, nullptr, nullptr) == VQZ_OK);
+    std::string ckpt = r.out + ".ckpt", half = r.dir.at("half.safetensors");
+    vqz_train_options o = r.o;
+    o.resume_path = ckpt.c_str();
+    o.config = nullptr;
+    o.out_path = half.c_str();
+    o.store = "f16";
+    o.log_csv = nullptr;
+    REQUIRE(vqz_train(&o, nullptr, nullptr) == VQZ_OK); // nothing left to train: writes the bundle again
+    vqz_bundle *b = nullptr;
+    REQUIRE(vqz_bundle_open_file(half.c_str(), &b) == VQZ_OK);
+    vqz_tensor_info ti;
+    REQUIRE(vqz_bundle_find(b, "rvq.codebooks", &ti) == VQZ_OK);
+    CHECK(ti.dtype == VQZ_DTYPE_F16);
+    vqz_bundle_free(b);
+    std::vector<float> p32 = params_of(r.out), p16 = params_of(half);
+    REQUIRE(p32.size() == p16.size());
+    double worst = 0;
+    for (size_t i = 0; i < p32.size(); i++)
+        worst = std::fmax(worst, std::fabs(p32[i] - p16[i]) / std::fmax(std::fabs(p32[i]), 1e-3));
+    CHECK(worst < 1e-3);
+    CHECK(slurp(half).size() < slurp(r.out).size() * 6 / 10);
+    o.store = "f8";
+    CHECK(vqz_train(&o, nullptr, nullptr) == VQZ_ERR_INVALID_ARG);
+}
+
 TEST_CASE("training errors name their cause", "[train]")
 {
     Run r;

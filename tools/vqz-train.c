@@ -35,6 +35,7 @@ static void usage(FILE *f)
             "      --init MODEL       start from MODEL's weights (fine-tuning on new data)\n"
             "      --codebook-only    with --init: keep the encoder and decoder, fit new codebooks\n"
             "      --name NAME        model name stored in the bundle (default: the output's file name)\n"
+            "      --store T          the bundle's tensors as f32 (default), f16 or bf16 (half the size)\n"
             "      --log FILE.csv     append one row per report to a CSV log\n"
             "      --log-every N      steps between progress reports and log rows (default 10)\n"
             "      --val-every N      steps between validations (default 500)\n"
@@ -224,7 +225,7 @@ int main(int argc, char **argv)
     }
     enum {
         O_VAL = 256, O_LEVELS, O_K, O_STEPS, O_BATCH, O_CROP, O_LR, O_MSSSIM, O_STFT, O_DROPOUT, O_DEVICE, O_SEED,
-        O_RESUME, O_INIT, O_CBONLY, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE, O_GANFROM, O_GANW, O_FEATW
+        O_RESUME, O_INIT, O_CBONLY, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE, O_GANFROM, O_GANW, O_FEATW, O_STORE
     };
     static const struct option longs[] = {
         {"data", required_argument, NULL, 'd'},      {"out", required_argument, NULL, 'o'},
@@ -241,7 +242,7 @@ int main(int argc, char **argv)
         {"val-every", required_argument, NULL, O_VALEVERY}, {"ckpt-every", required_argument, NULL, O_CKPTEVERY},
         {"cache-mb", required_argument, NULL, O_CACHE}, {"quiet", no_argument, NULL, 'q'},
         {"gan-from", required_argument, NULL, O_GANFROM}, {"gan-weight", required_argument, NULL, O_GANW},
-        {"feat-weight", required_argument, NULL, O_FEATW},
+        {"feat-weight", required_argument, NULL, O_FEATW}, {"store", required_argument, NULL, O_STORE},
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0}};
     const char **data = calloc((size_t)argc, sizeof *data), **val = calloc((size_t)argc, sizeof *val);
@@ -283,6 +284,7 @@ int main(int argc, char **argv)
         case O_GANFROM: ok = parse_ll("--gan-from", optarg, 1, 1000000000, &ll); o.gan_from = ll; break;
         case O_GANW: ok = parse_double("--gan-weight", optarg, 0, 1000, &o.gan_weight); break;
         case O_FEATW: ok = parse_double("--feat-weight", optarg, 0, 1000, &o.feat_weight); break;
+        case O_STORE: o.store = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); free(data); free(val); return CLI_EXIT_OK;
         case 'V': printf("vqz-train %s\n", vqz_version()); free(data); free(val); return CLI_EXIT_OK;
