@@ -85,6 +85,7 @@ typedef struct {
     float lr_now;
     int64_t disc_step_saved; /* from the checkpoint being resumed */
     int64_t ckpt_step;       /* step of the last checkpoint written by this process, -1 none */
+    char data_desc[128];     /* "N files, X megapixels|seconds" of the training data */
 } trainer;
 
 /* ------------------------------------------------------------------------------ reporting */
@@ -272,7 +273,8 @@ static vqz_status load_disc_tensors(vqz_bundle *b, const char *path, vqz_disc *d
     return VQZ_OK;
 }
 
-static vqz_status save(trainer *t)
+/* The checkpoint (unless model_only) and the model bundle, each atomically. */
+static vqz_status save(trainer *t, int model_only)
 {
     vqz_net *m = t->net;
     char *config = NULL, *train = NULL;
@@ -292,6 +294,8 @@ static vqz_status save(trainer *t)
         s = vqz_bundle_writer_set_meta(w, "config", config);
     if (s == VQZ_OK)
         s = vqz_bundle_writer_set_meta(w, "vqz.train", train);
+    if (s == VQZ_OK)
+        s = vqz_bundle_writer_set_meta(w, "vqz.data", t->data_desc);
     for (int i = 0; s == VQZ_OK && i < m->n_tensors; i++) {
         const vqz_param_info *p = &m->info[i];
         s = vqz_bundle_writer_add(w, p->name, p->ndim, p->shape, m->params + p->offset, VQZ_DTYPE_F32);
@@ -310,18 +314,17 @@ static vqz_status save(trainer *t)
         s = vqz_bundle_writer_add(w, "train.ema_sum", 3, sh_sum, m->ema_sum, VQZ_DTYPE_F32);
     if (s == VQZ_OK && t->disc)
         s = add_disc_tensors(w, t->disc);
-    if (s == VQZ_OK)
+    if (s == VQZ_OK && !model_only)
         s = vqz_bundle_writer_write_file(w, t->ckpt_path, NULL);
     vqz_bundle_writer_free(w);
     free(config);
 
     /* the model itself, with its provenance */
     if (s == VQZ_OK) {
-        char steps[32], secs[32], data[128];
+        char steps[32], secs[32];
+        const char *data = t->data_desc;
         snprintf(steps, sizeof steps, "%" PRId64, t->step);
         snprintf(secs, sizeof secs, "%.0f", elapsed(t));
-        snprintf(data, sizeof data, "%" PRId64 " files, %.1f %s", vqz_dataset_count(t->data),
-                 vqz_dataset_amount(t->data), t->rs.cfg.kind == VQZ_NET_IMAGE ? "megapixels" : "seconds");
         const char *meta[] = {"vqz.trained_by", "vqz-train " VQZ_VERSION_STRING, "vqz.steps", steps,
                               "vqz.train_seconds", secs, "vqz.data", data, "vqz.run", train,
                               t->rs.parent[0] ? "vqz.parent" : NULL, t->rs.parent, "vqz.parent_sha256",
@@ -350,6 +353,9 @@ static vqz_status load_checkpoint(trainer *t, const char *path)
         s = settings_from_json(train, path, &t->rs, t);
     if (s == VQZ_OK && !t->o->name)
         snprintf(t->name, sizeof t->name, "%s", name);
+    const char *desc = NULL;
+    if (s == VQZ_OK && vqz_bundle_meta_get(b, "vqz.data", &desc) == VQZ_OK)
+        snprintf(t->data_desc, sizeof t->data_desc, "%s", desc);
     if (s == VQZ_OK)
         s = vqz_net_create(&t->rs.cfg, &t->net);
     if (s == VQZ_OK)
@@ -776,7 +782,7 @@ static vqz_status checkpoint(trainer *t, double *last_ckpt)
 {
     if (t->ckpt_step == t->step && t->step > 0)
         return VQZ_OK; /* the step's checkpoint is already written */
-    VQZ_TRY(save(t));
+    VQZ_TRY(save(t, 0));
     t->ckpt_step = t->step;
     *last_ckpt = vqz_now();
     message(t, "checkpoint at step %" PRId64 " written to %s (model: %s)", t->step, t->ckpt_path, t->o->out_path);
@@ -928,7 +934,8 @@ static vqz_status check_options(const vqz_train_options *o)
     VQZ_FAIL_IF(o->kind != VQZ_KIND_IMAGE && o->kind != VQZ_KIND_AUDIO, VQZ_ERR_INVALID_ARG,
                 "vqz_train: kind must be image or audio");
     VQZ_FAIL_IF(!o->out_path || !o->out_path[0], VQZ_ERR_INVALID_ARG, "vqz_train: no output path");
-    VQZ_FAIL_IF(o->n_data_dirs < 1 || !o->data_dirs, VQZ_ERR_INVALID_ARG, "vqz_train: no training folder");
+    VQZ_FAIL_IF((o->n_data_dirs < 1 || !o->data_dirs) && !o->resume_path, VQZ_ERR_INVALID_ARG,
+                "vqz_train: no training folder");
     VQZ_FAIL_IF(o->n_val_dirs < 0 || (o->n_val_dirs > 0 && !o->val_dirs), VQZ_ERR_INVALID_ARG,
                 "vqz_train: bad validation folders");
     VQZ_FAIL_IF(o->steps < 0 || o->steps > INT64_C(1000000000), VQZ_ERR_INVALID_ARG, "steps %lld (1..1e9)",
@@ -1030,7 +1037,14 @@ static vqz_status train_run(trainer *t)
     }
     VQZ_TRY(vqz_nn_ctx_create(&t->ctx, o->device, o->threads));
     VQZ_TRY(vqz_net_create_sharing(t->net, &t->val_net));
+    if (o->resume_path && (t->step >= t->rs.steps || o->n_data_dirs < 1)) {
+        /* nothing to train: write the model (e.g. in another --store type) from the checkpoint alone */
+        message(t, "writing the model of %s at step %" PRId64 " to %s", o->resume_path, t->step, o->out_path);
+        return save(t, 1);
+    }
     VQZ_TRY(load_data(t));
+    snprintf(t->data_desc, sizeof t->data_desc, "%" PRId64 " files, %.1f %s", vqz_dataset_count(t->data),
+             vqz_dataset_amount(t->data), t->rs.cfg.kind == VQZ_NET_IMAGE ? "megapixels" : "seconds");
     message(t, "training on %" PRId64 " files (%.1f %s), %" PRId64 " skipped; validating on %" PRId64 " files",
             vqz_dataset_count(t->data), vqz_dataset_amount(t->data),
             t->rs.cfg.kind == VQZ_NET_IMAGE ? "megapixels" : "seconds", vqz_dataset_skipped(t->data), t->n_val);

@@ -346,7 +346,11 @@ TEST_CASE("a model bundle stored as F16 is half the size and codes like the F32 
     o.out_path = half.c_str();
     o.store = "f16";
     o.log_csv = nullptr;
-    REQUIRE(vqz_train(&o, nullptr, nullptr) == VQZ_OK); // nothing left to train: writes the bundle again
+    o.n_data_dirs = 0; // no data: just write the checkpoint's model
+    REQUIRE(vqz_train(&o, nullptr, nullptr) == VQZ_OK);
+    CHECK(!file_exists(half + ".ckpt"));
+    CHECK(meta_of(half, "vqz.steps") == "4");
+    CHECK(meta_of(half, "vqz.data") == meta_of(r.out, "vqz.data"));
     vqz_bundle *b = nullptr;
     REQUIRE(vqz_bundle_open_file(half.c_str(), &b) == VQZ_OK);
     vqz_tensor_info ti;

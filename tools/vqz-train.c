@@ -31,7 +31,8 @@ static void usage(FILE *f)
             "      --device D         cpu, cuda or auto (default auto)\n"
             "  -t, --threads N        threads (default: all cores)\n"
             "      --seed N           random seed (default 1); same seed and threads give the same model\n"
-            "      --resume CKPT      continue the run saved in CKPT (its settings are kept)\n"
+            "      --resume CKPT      continue the run saved in CKPT (its settings are kept); without --data,\n"
+            "                         or with the run complete, just write its model (e.g. with --store f16)\n"
             "      --init MODEL       start from MODEL's weights (fine-tuning on new data)\n"
             "      --codebook-only    with --init: keep the encoder and decoder, fit new codebooks\n"
             "      --name NAME        model name stored in the bundle (default: the output's file name)\n"
@@ -294,7 +295,7 @@ int main(int argc, char **argv)
     }
     for (int i = optind; ok && i < argc; i++)
         data[n_data++] = argv[i];
-    if (ok && n_data == 0) {
+    if (ok && n_data == 0 && !o.resume_path) {
         cli_errorf(NULL, "no training folder (--data DIR)");
         ok = 0;
     }
