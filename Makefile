@@ -64,7 +64,7 @@ TEST_BIN := $(BUILD)/tests/vqz-tests
 STATIC  := $(BUILD)/lib/libvqz.a
 SHARED  := $(BUILD)/lib/libvqz.so.$(shell sed -n 's/^#define VQZ_VERSION_MAJOR //p' include/vqz.h)
 
-.PHONY: all deps test sanitize valgrind bench bench-quick install uninstall clean demo
+.PHONY: engine-demo all deps test sanitize valgrind bench bench-quick install uninstall clean demo
 all: deps $(STATIC) $(SHARED) $(TOOLS) $(BUILD)/vqz.pc
 
 # Installs missing Debian build/test packages; silent and quick when everything is there.
@@ -128,8 +128,12 @@ $(DEMO_BIN): samples/engine-demo.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(CUDA_LIBS) $(LDLIBS)
 
-# The README's main command: for now a demonstration of the engine on the sample photographs.
-demo: all $(DEMO_BIN)
+# The README's main command: the sample photographs and recordings through the default models.
+demo: all
+	@BUILD=$(BUILD) sh tools/demo.sh
+
+# The engine alone: trains a small image model on a photo's crops and codes the samples at each level.
+engine-demo: all $(DEMO_BIN)
 	$(DEMO_BIN) --steps 300 samples/images/coffee.png samples/images/chelsea.png
 
 bench: all $(BENCH_BIN)

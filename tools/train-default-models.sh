@@ -35,7 +35,8 @@ image() {
 }
 audio() {
     run audio vqz-audio-v1 --data data/speech/train --data data/music/train --val data/speech/val \
-        --val data/music/val --config audio-small --steps 60000 --batch 16 --crop 1 --threads 1 --cache-mb 1536 "$@"
+        --val data/music/val --config audio-small --steps 60000 --batch 16 --crop 1 --threads 1 --cache-mb 1536 \
+        --gan-from 30000 "$@"
 }
 
 case $which in
