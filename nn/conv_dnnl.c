@@ -1,5 +1,7 @@
 /* conv_dnnl.c — CPU convolutions (conv2d, conv1d, transposed conv1d; forward and backward) through
- * oneDNN's C API, with a per-context cache of primitives and grow-only scratch buffers. */
+ * oneDNN's C API, with a per-context cache of primitives and grow-only scratch buffers; forward
+ * convolutions with fused activation and residual sum on channels-last data for the inference path. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,9 @@ typedef struct {
     int64_t n, ci, co, ih, iw, oh, ow, kh, kw;
     int64_t sh, sw, dh, dw; /* dilation in oneDNN's convention: 0 = dense */
     int64_t pt, pb, pl, pr;
+    /* forward only: inference (the fused entry point) or training, the caller's layouts (vqz_layout) and
+     * the fused post-operations (vqz_conv_fusion; the scales as their float bits) */
+    int64_t inference, src_fmt, dst_fmt, act, residual, res_scale_bits, out_scale_bits;
 } conv_key;
 
 typedef struct {
@@ -58,8 +63,9 @@ typedef struct {
     int slot;                  /* scratch slot holding the primitive-layout copy */
     int out;                   /* the primitive writes it */
     dnnl_memory_desc_t prim_md;
-    dnnl_memory_t user, prim;  /* user: plain layout on the caller's buffer */
+    dnnl_memory_t user, prim;  /* user: the caller's layout (NCHW or NHWC) on its buffer */
     dnnl_primitive_t reorder;  /* NULL when the layouts agree: prim then wraps the caller's buffer */
+    dnnl_primitive_t pre;      /* residual destination in another layout: its y_in, user -> prim */
 } conv_io;
 
 typedef struct {
@@ -113,6 +119,8 @@ static void entry_free(conv_entry *e)
     for (int i = 0; i < 3; i++) {
         if (e->io[i].reorder)
             dnnl_primitive_destroy(e->io[i].reorder);
+        if (e->io[i].pre)
+            dnnl_primitive_destroy(e->io[i].pre);
         if (e->io[i].user)
             dnnl_memory_destroy(e->io[i].user);
         if (e->io[i].prim)
@@ -192,6 +200,47 @@ static dnnl_status_t md_plain(dnnl_memory_desc_t *md, int64_t a, int64_t b, int6
     return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
 }
 
+static float bits_float(int64_t bits)
+{
+    uint32_t u = (uint32_t)bits;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static int64_t float_bits(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* The fused post-operations of a forward key, in the order of vqz_conv_fusion's formula. */
+static dnnl_status_t fusion_post_ops(const conv_key *k, dnnl_post_ops_t *out)
+{
+    *out = NULL;
+    float out_scale = bits_float(k->out_scale_bits);
+    if (out_scale == 1.0f && !k->residual && k->act == VQZ_FUSED_NONE)
+        return dnnl_success;
+    dnnl_post_ops_t po;
+    dnnl_status_t r = dnnl_post_ops_create(&po);
+    if (r != dnnl_success)
+        return r;
+    if (out_scale != 1.0f)
+        r = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, out_scale, 0.0f);
+    if (r == dnnl_success && k->residual)
+        r = dnnl_post_ops_append_sum(po, bits_float(k->res_scale_bits));
+    if (r == dnnl_success && k->act != VQZ_FUSED_NONE)
+        r = dnnl_post_ops_append_eltwise(po, 1.0f, k->act == VQZ_FUSED_SILU ? dnnl_eltwise_swish : dnnl_eltwise_elu,
+                                          1.0f, 0.0f);
+    if (r != dnnl_success) {
+        dnnl_post_ops_destroy(po);
+        return r;
+    }
+    *out = po;
+    return dnnl_success;
+}
+
 static int kind_is_deconv(int64_t kind)
 {
     return kind == K_DECONV_FWD || kind == K_DECONV_BWD_DATA || kind == K_DECONV_BWD_WEIGHTS;
@@ -203,16 +252,19 @@ typedef union {
     dnnl_deconvolution_desc_t deconv;
 } any_desc;
 
+/* Inference forwards get oneDNN's inference kernels: on AVX-512 these are the brgemm convolutions on
+ * channels-last data, which take any chain of post-operations; the training forwards (jit, blocked
+ * nChw16c) fall back to a reference loop for a sum after an eltwise. */
 static dnnl_status_t fwd_desc(const conv_key *k, any_desc *d, const dnnl_memory_desc_t *src,
                               const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *bias,
                               const dnnl_memory_desc_t *dst)
 {
     dnnl_dims_t strides = {k->sh, k->sw}, dil = {k->dh, k->dw}, pl = {k->pt, k->pl}, pr = {k->pb, k->pr};
+    dnnl_prop_kind_t prop = k->inference ? dnnl_forward_inference : dnnl_forward_training;
     if (kind_is_deconv(k->kind))
-        return dnnl_dilated_deconvolution_forward_desc_init(&d->deconv,
-                                                            dnnl_forward_training, dnnl_deconvolution_direct,
+        return dnnl_dilated_deconvolution_forward_desc_init(&d->deconv, prop, dnnl_deconvolution_direct,
                                                             src, wei, bias, dst, strides, dil, pl, pr);
-    return dnnl_dilated_convolution_forward_desc_init(&d->conv, dnnl_forward_training,
+    return dnnl_dilated_convolution_forward_desc_init(&d->conv, prop,
                                                       dnnl_convolution_direct, src, wei, bias, dst,
                                                       strides, dil, pl, pr);
 }
@@ -221,7 +273,7 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
 {
     vqz_status st = VQZ_OK;
     dnnl_primitive_attr_t attr = NULL, acc_attr = NULL;
-    dnnl_post_ops_t acc_ops = NULL;
+    dnnl_post_ops_t acc_ops = NULL, fused_ops = NULL;
     dnnl_primitive_desc_t rpd = NULL;
     conv_entry *e = calloc(1, sizeof *e);
     if (!e)
@@ -230,8 +282,10 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
 
     int deconv = kind_is_deconv(k->kind);
     dnnl_memory_desc_t u_src, u_dst, u_wei, u_bias, a_src, a_dst, a_wei;
-    DNNL_CHECK(md_plain(&u_src, k->n, k->ci, k->ih, k->iw, dnnl_nchw), "memory descriptor");
-    DNNL_CHECK(md_plain(&u_dst, k->n, k->co, k->oh, k->ow, dnnl_nchw), "memory descriptor");
+    DNNL_CHECK(md_plain(&u_src, k->n, k->ci, k->ih, k->iw, k->src_fmt == VQZ_LAYOUT_NHWC ? dnnl_nhwc : dnnl_nchw),
+               "memory descriptor");
+    DNNL_CHECK(md_plain(&u_dst, k->n, k->co, k->oh, k->ow, k->dst_fmt == VQZ_LAYOUT_NHWC ? dnnl_nhwc : dnnl_nchw),
+               "memory descriptor");
     DNNL_CHECK(md_plain(&u_wei, k->co, k->ci, k->kh, k->kw, deconv ? dnnl_iohw : dnnl_oihw),
                "memory descriptor");
     DNNL_CHECK(md_plain(&a_src, k->n, k->ci, k->ih, k->iw, dnnl_format_tag_any), "memory descriptor");
@@ -247,6 +301,11 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
 
     any_desc fd, bd;
     int fwd = k->kind == K_CONV_FWD || k->kind == K_DECONV_FWD;
+    if (fwd) {
+        DNNL_CHECK(fusion_post_ops(k, &fused_ops), "post-op setup");
+        if (fused_ops)
+            DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, fused_ops), "attribute setup");
+    }
     int bwd_w = k->kind == K_CONV_BWD_WEIGHTS || k->kind == K_DECONV_BWD_WEIGHTS;
     DNNL_CHECK(fwd_desc(k, &fd, &a_src, &a_wei, fwd || bwd_w ? bmd : NULL, &a_dst), "descriptor setup");
     if (fwd) {
@@ -316,6 +375,14 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
         DNNL_CHECK(dnnl_primitive_create(&io->reorder, rpd), "reorder creation");
         dnnl_primitive_desc_destroy(rpd);
         rpd = NULL;
+        /* a residual sum reads the destination: its y_in must reach the primitive's layout first */
+        if (fwd && io->out && k->residual) {
+            DNNL_CHECK(dnnl_reorder_primitive_desc_create(&rpd, umd, s->engine, &io->prim_md, s->engine, NULL),
+                       "reorder selection");
+            DNNL_CHECK(dnnl_primitive_create(&io->pre, rpd), "reorder creation");
+            dnnl_primitive_desc_destroy(rpd);
+            rpd = NULL;
+        }
     }
     if (k->bias && (fwd || bwd_w))
         DNNL_CHECK(dnnl_memory_create(&e->bias, &u_bias, s->engine, DNNL_MEMORY_NONE), "memory creation");
@@ -329,6 +396,8 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
         dnnl_primitive_attr_destroy(acc_attr);
     if (acc_ops)
         dnnl_post_ops_destroy(acc_ops);
+    if (fused_ops)
+        dnnl_post_ops_destroy(fused_ops);
     *out = e;
     return VQZ_OK;
 fail:
@@ -340,6 +409,8 @@ fail:
         dnnl_primitive_attr_destroy(acc_attr);
     if (acc_ops)
         dnnl_post_ops_destroy(acc_ops);
+    if (fused_ops)
+        dnnl_post_ops_destroy(fused_ops);
     entry_free(e);
     return st;
 }
@@ -410,6 +481,8 @@ static vqz_status entry_run(dnnl_state *s, conv_entry *e, float *const user[3], 
         DNNL_CHECK(dnnl_memory_set_data_handle_v2(io->user, user[i], s->stream), "set_data_handle");
         if (!io->out && !(skip_in & (1u << i)))
             VQZ_TRY(run_reorder(s, io->reorder, io->user, io->prim, op));
+        if (io->pre)
+            VQZ_TRY(run_reorder(s, io->pre, io->user, io->prim, op));
     }
     dnnl_exec_arg_t args[5];
     int nargs = 0;
@@ -507,10 +580,22 @@ static int geom_explicit_pad(const conv_geom *g)
     return !g->deconv && g->mode != VQZ_PAD_ZERO && (g->pt | g->pb | g->pl | g->pr) != 0;
 }
 
-static conv_key geom_key(const vqz_nn_ctx *ctx, const conv_geom *g, prim_kind kind, int bias)
+/* f: the forward fusion, NULL for a plain NCHW convolution */
+static conv_key geom_key(const vqz_nn_ctx *ctx, const conv_geom *g, prim_kind kind, int bias,
+                         const vqz_conv_fusion *f)
 {
     conv_key k;
     memset(&k, 0, sizeof k);
+    k.out_scale_bits = float_bits(1.0f);
+    if (f) {
+        k.inference = 1;
+        k.src_fmt = f->x_layout;
+        k.dst_fmt = f->y_layout;
+        k.act = f->act;
+        k.residual = f->residual != 0;
+        k.res_scale_bits = f->residual ? float_bits(f->res_scale) : 0;
+        k.out_scale_bits = float_bits(f->out_scale);
+    }
     k.kind = kind;
     k.bias = bias;
     k.threads = ctx->threads;
@@ -581,7 +666,7 @@ static vqz_status convtr_forward(vqz_nn_ctx *ctx, dnnl_state *st, const conv_geo
                 bs[r * co + o] = b[o];
         }
     conv_entry *e;
-    conv_key key = geom_key(ctx, &sub, K_CONV_FWD, b != NULL);
+    conv_key key = geom_key(ctx, &sub, K_CONV_FWD, b != NULL, NULL);
     VQZ_TRY(entry_get(st, &key, op, &e));
     float *user[3] = {x, ws, ys};
     VQZ_TRY(entry_run(st, e, user, bs, 0, op));
@@ -602,19 +687,85 @@ static vqz_status convtr_forward(vqz_nn_ctx *ctx, dnnl_state *st, const conv_geo
 }
 
 static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, float *w, float *b, float *y,
-                               const char *op)
+                               const vqz_conv_fusion *f, const char *op)
 {
     dnnl_state *s;
     conv_entry *e;
     VQZ_TRY(state_get(ctx, op, &s));
     if (g->deconv)
         return convtr_forward(ctx, s, g, x, w, b, y, op);
-    conv_key k = geom_key(ctx, g, K_CONV_FWD, b != NULL);
+    conv_key k = geom_key(ctx, g, K_CONV_FWD, b != NULL, f);
     VQZ_TRY(entry_get(s, &k, op, &e));
     if (geom_explicit_pad(g))
         VQZ_TRY(padded_input(s, g, x, &x, op));
     float *user[3] = {x, w, y};
     return entry_run(s, e, user, b, 0, op);
+}
+
+/* conv3x3(upsample2x(x)) as four 2x2 convolutions of x. Output row 2i + a of the upsampled-then-
+ * convolved image reads upsampled rows 2i + a - 1 .. 2i + a + 1, i.e. x rows i - 1, i, i (a = 0: taps
+ * w0 | w1 + w2 on rows i - 1, i) or i, i, i + 1 (a = 1: taps w0 + w1 | w2 on rows i, i + 1); zero padding
+ * of the upsampled image is zero padding of x. Columns likewise, so phase (a, b) is a 2x2 convolution
+ * with pads (1 - a, a) x (1 - b, b) giving an H x W image, interleaved into y. */
+static vqz_status up2x_forward(vqz_nn_ctx *ctx, const conv_geom *g, const float *x, const float *w, const float *b,
+                               float *y, const vqz_conv_fusion *f, const char *op)
+{
+    dnnl_state *st;
+    VQZ_TRY(state_get(ctx, op, &st));
+    int64_t n = g->n, ci = g->ci, co = g->co, h = g->ih, wd = g->iw, plane = h * wd, kk = ci * 4;
+    VQZ_TRY(slot_reserve(st, SLOT_SUB_W, (size_t)(4 * co * kk) * sizeof(float), op));
+    VQZ_TRY(slot_reserve(st, SLOT_SUB_Y, (size_t)(n * co * plane) * sizeof(float), op));
+    float *ws = st->slot[SLOT_SUB_W].p, *ys = st->slot[SLOT_SUB_Y].p;
+    /* tap t of the 3-tap axis goes to 2-tap position map[phase][t] */
+    static const int map[2][3] = {{0, 1, 1}, {0, 0, 1}};
+    memset(ws, 0, (size_t)(4 * co * kk) * sizeof(float));
+    for (int ph = 0; ph < 4; ph++)
+        for (int64_t o = 0; o < co; o++)
+            for (int64_t i = 0; i < ci; i++) {
+                const float *src = w + (o * ci + i) * 9;
+                float *dst = ws + ((ph * co + o) * ci + i) * 4;
+                for (int ty = 0; ty < 3; ty++)
+                    for (int tx = 0; tx < 3; tx++)
+                        dst[map[ph >> 1][ty] * 2 + map[ph & 1][tx]] += src[ty * 3 + tx];
+            }
+    /* the phase image is in y's layout, so the NHWC interleave moves whole pixels */
+    for (int ph = 0; ph < 4; ph++) {
+        int a = ph >> 1, bb = ph & 1;
+        conv_geom pg = *g;
+        pg.oh = h;
+        pg.ow = wd;
+        pg.kh = pg.kw = 2;
+        pg.sh = pg.sw = pg.dh = pg.dw = 1;
+        pg.pt = 1 - a;
+        pg.pb = a;
+        pg.pl = 1 - bb;
+        pg.pr = bb;
+        conv_entry *e;
+        conv_key key = geom_key(ctx, &pg, K_CONV_FWD, b != NULL, f);
+        VQZ_TRY(entry_get(st, &key, op, &e));
+        float *user[3] = {(float *)x, ws + ph * co * kk, ys};
+        VQZ_TRY(entry_run(st, e, user, (float *)b, 0, op));
+        if (f->y_layout == VQZ_LAYOUT_NHWC) {
+            size_t px = (size_t)co * sizeof(float);
+            #pragma omp parallel for schedule(static)
+            for (int64_t r = 0; r < n * h; r++) {
+                /* phase row r (image r / h, row i = r % h) is output row 2i + a of that image */
+                const float *src = ys + r * wd * co;
+                float *dst = y + ((2 * r + a) * 2 * wd + bb) * co;
+                for (int64_t j = 0; j < wd; j++)
+                    memcpy(dst + 2 * j * co, src + j * co, px);
+            }
+        } else {
+            #pragma omp parallel for schedule(static)
+            for (int64_t r = 0; r < n * co * h; r++) {
+                const float *src = ys + r * wd;
+                float *dst = y + ((2 * r + a) * 2 * wd + bb);
+                for (int64_t j = 0; j < wd; j++)
+                    dst[2 * j] = src[j];
+            }
+        }
+    }
+    return VQZ_OK;
 }
 
 static void bias_grad_sum(const conv_geom *g, const float *dy, float *db)
@@ -640,11 +791,11 @@ static vqz_status conv_backward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, f
     int explicit_pad = geom_explicit_pad(g);
     conv_entry *ed = NULL, *ew = NULL;
     if (dx) {
-        conv_key k = geom_key(ctx, g, g->deconv ? K_DECONV_BWD_DATA : K_CONV_BWD_DATA, 0);
+        conv_key k = geom_key(ctx, g, g->deconv ? K_DECONV_BWD_DATA : K_CONV_BWD_DATA, 0, NULL);
         VQZ_TRY(entry_get(s, &k, op, &ed));
     }
     if (dw) {
-        conv_key k = geom_key(ctx, g, g->deconv ? K_DECONV_BWD_WEIGHTS : K_CONV_BWD_WEIGHTS, db != NULL);
+        conv_key k = geom_key(ctx, g, g->deconv ? K_DECONV_BWD_WEIGHTS : K_CONV_BWD_WEIGHTS, db != NULL, NULL);
         VQZ_TRY(entry_get(s, &k, op, &ew));
     }
     if (ed) {
@@ -754,6 +905,26 @@ static vqz_status check_pad_mode(vqz_pad_mode m, const char *op)
     return VQZ_OK;
 }
 
+/* A fused forward's extra arguments: known layouts and activation, finite scales, zero padding only,
+ * and x and y apart (the primitive reads x while it writes y). */
+static vqz_status check_fusion(const vqz_conv_fusion *f, const conv_geom *g, const vqz_tensor *x,
+                               const vqz_tensor *y, const char *op)
+{
+    VQZ_FAIL_IF(!f, VQZ_ERR_INVALID_ARG, "%s: fusion is NULL", op);
+    VQZ_FAIL_IF((f->x_layout != VQZ_LAYOUT_NCHW && f->x_layout != VQZ_LAYOUT_NHWC) ||
+                    (f->y_layout != VQZ_LAYOUT_NCHW && f->y_layout != VQZ_LAYOUT_NHWC),
+                VQZ_ERR_INVALID_ARG, "%s: unknown layouts %d, %d", op, (int)f->x_layout, (int)f->y_layout);
+    VQZ_FAIL_IF(f->act != VQZ_FUSED_NONE && f->act != VQZ_FUSED_SILU && f->act != VQZ_FUSED_ELU,
+                VQZ_ERR_INVALID_ARG, "%s: unknown fused activation %d", op, (int)f->act);
+    VQZ_FAIL_IF(!isfinite(f->out_scale) || (f->residual && !isfinite(f->res_scale)), VQZ_ERR_INVALID_ARG,
+                "%s: scales must be finite (out %g, residual %g)", op, (double)f->out_scale, (double)f->res_scale);
+    VQZ_FAIL_IF(g->mode != VQZ_PAD_ZERO, VQZ_ERR_UNSUPPORTED,
+                "%s: fused convolutions pad with zeros only, not mode %d", op, (int)g->mode);
+    const float *xa = x->data, *xb = xa + vqz_tensor_numel(x), *ya = y->data, *yb = ya + vqz_tensor_numel(y);
+    VQZ_FAIL_IF(xa < yb && ya < xb, VQZ_ERR_INVALID_ARG, "%s: x and y overlap", op);
+    return VQZ_OK;
+}
+
 /* ------------------------------------------------------------------------------------ conv2d */
 
 static vqz_status conv2d_geom(const vqz_nn_ctx *ctx, const vqz_conv2d_params *p, const vqz_tensor *x,
@@ -811,7 +982,43 @@ vqz_status vqz_conv2d_fwd(vqz_nn_ctx *ctx, const vqz_conv2d_params *p, const vqz
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
     vqz_nn_ctx_enter(ctx);
-    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, op);
+    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
+}
+
+vqz_status vqz_conv2d_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv2d_params *p, const vqz_conv_fusion *f,
+                                const vqz_tensor *x, const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y)
+{
+    const char *op = "conv2d_fwd_fused";
+    conv_geom g;
+    VQZ_TRY(conv2d_geom(ctx, p, x, w, b, op, &g));
+    int64_t want[4] = {g.n, g.co, g.oh, g.ow};
+    VQZ_TRY(check_shape(y, 4, want, op, "y", "x", x));
+    const vqz_tensor *t[] = {x, w, b, y};
+    const char *names[] = {"x", "w", "b", "y"};
+    VQZ_TRY(check_devices(ctx, t, names, 4, op));
+    VQZ_TRY(check_fusion(f, &g, x, y, op));
+    vqz_nn_ctx_enter(ctx);
+    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
+}
+
+vqz_status vqz_conv2d_up2x_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv_fusion *f, const vqz_tensor *x,
+                                     const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y)
+{
+    const char *op = "conv2d_up2x_fwd_fused";
+    char b1[96];
+    conv_geom g;
+    vqz_conv2d_params p = {1, 1, 1, VQZ_PAD_ZERO};
+    VQZ_TRY(conv2d_geom(ctx, &p, x, w, b, op, &g));
+    VQZ_FAIL_IF(g.kh != 3 || g.kw != 3, VQZ_ERR_SHAPE, "%s: w %s must be a 3x3 kernel", op, shape_str(w, b1, sizeof b1));
+    int64_t want[4] = {g.n, g.co, 2 * g.ih, 2 * g.iw};
+    VQZ_TRY(check_shape(y, 4, want, op, "y", "x", x));
+    const vqz_tensor *t[] = {x, w, b, y};
+    const char *names[] = {"x", "w", "b", "y"};
+    VQZ_TRY(check_devices(ctx, t, names, 4, op));
+    VQZ_TRY(check_fusion(f, &g, x, y, op));
+    VQZ_FAIL_IF(f->residual, VQZ_ERR_UNSUPPORTED, "%s: no residual sum after an upsampling convolution", op);
+    vqz_nn_ctx_enter(ctx);
+    return up2x_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
 }
 
 vqz_status vqz_conv2d_bwd(vqz_nn_ctx *ctx, const vqz_conv2d_params *p, const vqz_tensor *x,
@@ -900,7 +1107,23 @@ vqz_status vqz_conv1d_fwd(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, const vqz
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
     vqz_nn_ctx_enter(ctx);
-    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, op);
+    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
+}
+
+vqz_status vqz_conv1d_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, const vqz_conv_fusion *f,
+                                const vqz_tensor *x, const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y)
+{
+    const char *op = "conv1d_fwd_fused";
+    conv_geom g;
+    VQZ_TRY(conv1d_geom(ctx, p, x, w, b, op, &g));
+    int64_t want[3] = {g.n, g.co, g.ow};
+    VQZ_TRY(check_shape(y, 3, want, op, "y", "x", x));
+    const vqz_tensor *t[] = {x, w, b, y};
+    const char *names[] = {"x", "w", "b", "y"};
+    VQZ_TRY(check_devices(ctx, t, names, 4, op));
+    VQZ_TRY(check_fusion(f, &g, x, y, op));
+    vqz_nn_ctx_enter(ctx);
+    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
 }
 
 vqz_status vqz_conv1d_bwd(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, const vqz_tensor *x,
@@ -983,7 +1206,7 @@ vqz_status vqz_convtr1d_fwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
     vqz_nn_ctx_enter(ctx);
-    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, op);
+    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
 }
 
 vqz_status vqz_convtr1d_bwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_tensor *x,
