@@ -74,8 +74,11 @@ static int push_node(vqz_graph *g, vqz_node *n, int64_t out_ch)
     g->nodes[idx] = *n;
     g->n_nodes++;
     g->slots[n->in].last_use = idx;
-    if (n->op == VQZ_NODE_ADD)
+    g->slots[n->in].readers++;
+    if (n->op == VQZ_NODE_ADD) {
         g->slots[n->in2].last_use = idx;
+        g->slots[n->in2].readers++;
+    }
     return out;
 }
 
@@ -206,38 +209,129 @@ static int64_t slot_floats(const vqz_graph *g, int s, int64_t n)
     return n * sl->channels * sl->h * sl->w;
 }
 
-/* First-fit placement of buffers with lifetimes [start, end] (inclusive) in one region; writes
- * offsets relative to the region start and returns the region's size. */
+/* Placement of buffers with lifetimes [start, end] (inclusive) in one region; writes offsets relative to
+ * the region start and returns the region's size. Largest first, each at the lowest offset free of the
+ * buffers placed so far that live at the same time: in slot order, smaller early buffers would split
+ * the region so that the large late ones stack above them (a decoder's last stage ends up 25% larger). */
 typedef struct {
     int64_t size, start, end, off;
 } interval;
 
 static int64_t first_fit(interval *iv, int n)
 {
-    int64_t total = 0;
+    int *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    if (!order)
+        return -1;
     for (int i = 0; i < n; i++) {
-        if (iv[i].size == 0) {
-            iv[i].off = 0;
-            continue;
+        int k = i;
+        while (k > 0 && iv[order[k - 1]].size < iv[i].size) {
+            order[k] = order[k - 1];
+            k--;
         }
-        int64_t off = 0;
+        order[k] = i;
+    }
+    int64_t total = 0;
+    for (int oi = 0; oi < n; oi++) {
+        interval *a = &iv[order[oi]];
+        a->off = 0;
+        if (a->size == 0)
+            continue;
         /* restart the scan whenever a conflicting live buffer overlaps the candidate offset */
         for (int moved = 1; moved;) {
             moved = 0;
-            for (int j = 0; j < i; j++) {
-                if (iv[j].size == 0 || iv[j].end < iv[i].start || iv[j].start > iv[i].end)
+            for (int oj = 0; oj < oi; oj++) {
+                const interval *b = &iv[order[oj]];
+                if (b->size == 0 || b->end < a->start || b->start > a->end)
                     continue;
-                if (off < iv[j].off + iv[j].size && iv[j].off < off + iv[i].size) {
-                    off = iv[j].off + iv[j].size;
+                if (a->off < b->off + b->size && b->off < a->off + a->size) {
+                    a->off = b->off + b->size;
                     moved = 1;
                 }
             }
         }
-        iv[i].off = off;
-        if (off + iv[i].size > total)
-            total = off + iv[i].size;
+        if (a->off + a->size > total)
+            total = a->off + a->size;
     }
+    free(order);
     return total;
+}
+
+static int node_is_conv(const vqz_node *n)
+{
+    return n->op == VQZ_NODE_CONV2D || n->op == VQZ_NODE_CONV1D;
+}
+
+/* Inference: a convolution takes over the residual add right after it (when its output feeds only that
+ * add and the add's other operand dies there, so the result can overwrite it: a oneDNN sum post-op) and
+ * then the SiLU or ELU right after that (when nothing else reads the value before the activation). A
+ * 3x3 convolution right after a 2x upsampling that nothing else reads runs on the small image in
+ * sub-pixel form (vqz_conv2d_up2x_fwd_fused), without a residual.
+ * Training runs every node as built: the backward pass needs each intermediate value. */
+static void plan_fusion(vqz_graph *g, int train)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        vqz_node *nd = &g->nodes[i];
+        nd->fused = 0;
+        nd->fuse_up = 0;
+        nd->fuse_in = nd->in;
+        nd->fuse_out = nd->out;
+        nd->fuse_res = 0;
+        nd->fuse_res_scale = 0.0f;
+        nd->fuse_out_scale = 1.0f;
+        nd->fuse_act = VQZ_FUSED_NONE;
+    }
+    if (train)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        vqz_node *nd = &g->nodes[i];
+        if (!node_is_conv(nd))
+            continue;
+        vqz_node *up = i > 0 ? &g->nodes[i - 1] : NULL;
+        if (up && up->op == VQZ_NODE_UPSAMPLE2X && nd->op == VQZ_NODE_CONV2D && nd->in == up->out &&
+            g->slots[up->out].readers == 1 && nd->k == 3 && nd->stride == 1 && nd->pad_l == 1 && nd->dilation == 1) {
+            up->fused = 1;
+            nd->fuse_up = 1;
+            nd->fuse_in = up->in;
+        }
+        int cur = nd->out, j = i + 1;
+        if (!nd->fuse_up && j < g->n_nodes && g->nodes[j].op == VQZ_NODE_ADD && g->slots[cur].readers == 1) {
+            vqz_node *add = &g->nodes[j];
+            int other = add->in == cur ? add->in2 : add->in;
+            const vqz_slot *so = &g->slots[other], *sc = &g->slots[cur];
+            if (other != cur && other != nd->in && so->last_use == j && so->channels == sc->channels) {
+                nd->fuse_res = 1;
+                nd->fuse_out_scale = add->in2 == cur ? add->scale : 1.0f;
+                nd->fuse_res_scale = add->in2 == cur ? 1.0f : add->scale;
+                add->fused = 1;
+                cur = add->out;
+                j++;
+            }
+        }
+        if (j < g->n_nodes && g->nodes[j].op == VQZ_NODE_ACT && g->nodes[j].in == cur && g->slots[cur].readers == 1 &&
+            (g->nodes[j].act == VQZ_ACT_SILU || g->nodes[j].act == VQZ_ACT_ELU)) {
+            nd->fuse_act = g->nodes[j].act == VQZ_ACT_SILU ? VQZ_FUSED_SILU : VQZ_FUSED_ELU;
+            g->nodes[j].fused = 1;
+            cur = g->nodes[j].out;
+        }
+        nd->fuse_out = cur;
+    }
+}
+
+/* Inference on images keeps activations channels-last. The input and output slots stay NCHW, so that
+ * needs every node touching them to be a convolution, which converts as it reads or writes; Snake's
+ * per-channel parameter needs NCHW too. */
+static void plan_layouts(vqz_graph *g, int train)
+{
+    int nhwc = !train && g->dims == 2;
+    for (int i = 0; nhwc && i < g->n_nodes; i++) {
+        const vqz_node *nd = &g->nodes[i];
+        int edge = nd->in == g->input_slot || nd->out == g->output_slot ||
+                   (nd->op == VQZ_NODE_ADD && (nd->in2 == g->input_slot || nd->in2 == g->output_slot));
+        if ((edge && !node_is_conv(nd)) || (nd->op == VQZ_NODE_ACT && nd->act == VQZ_ACT_SNAKE))
+            nhwc = 0;
+    }
+    for (int s = 0; s < g->n_slots; s++)
+        g->slots[s].layout = nhwc && s != g->input_slot && s != g->output_slot ? VQZ_LAYOUT_NHWC : VQZ_LAYOUT_NCHW;
 }
 
 vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int train)
@@ -247,7 +341,10 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
                 (long long)n, (long long)h, (long long)w);
     if (g->arena && g->plan_n == n && g->plan_h == h && g->plan_w == w && g->plan_train == train)
         return VQZ_OK;
+    g->plan_n = 0; /* no valid plan until this one completes */
     VQZ_TRY(propagate_shapes(g, h, w));
+    plan_fusion(g, train);
+    plan_layouts(g, train);
 
     int ns = g->n_slots;
     interval *iv = calloc((size_t)ns, sizeof *iv);
@@ -272,8 +369,18 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
         if (s == g->input_slot)
             iv[s].end = train ? end : g->slots[s].last_use;
     }
+    /* a fused upsampling's image is never made; its input is read by the convolution after it */
+    for (int i = 0; !train && i < g->n_nodes; i++) {
+        const vqz_node *nd = &g->nodes[i];
+        if (!nd->fuse_up)
+            continue;
+        iv[g->nodes[i - 1].out].size = 0;
+        if (iv[nd->fuse_in].end < i)
+            iv[nd->fuse_in].end = i;
+    }
     /* inference: an activation or residual add whose input dies at that node writes in place (the ops
-     * allow it), so a chain of them shares one buffer; root[s] is the slot whose buffer s uses */
+     * allow it), so a chain of them shares one buffer; root[s] is the slot whose buffer s uses. A fused
+     * residual add's result, and the convolution output it replaces, are the residual's buffer. */
     int *root = malloc((size_t)ns * sizeof *root);
     if (!root) {
         free(iv);
@@ -286,6 +393,15 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
             const vqz_node *nd = &g->nodes[i];
             if (nd->op != VQZ_NODE_ACT && nd->op != VQZ_NODE_ADD)
                 continue;
+            if (nd->fused && nd->op == VQZ_NODE_ADD) {
+                int conv_out = g->nodes[i - 1].out, other = nd->in == conv_out ? nd->in2 : nd->in;
+                root[nd->out] = root[conv_out] = root[other];
+                continue;
+            }
+            if (nd->fused) {
+                root[nd->out] = root[nd->in];
+                continue;
+            }
             int cands[2] = {nd->in, nd->op == VQZ_NODE_ADD ? nd->in2 : -1};
             for (int c = 0; c < 2; c++) {
                 int a = cands[c];
@@ -304,6 +420,11 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
             }
     }
     int64_t act_total = first_fit(iv, ns);
+    if (act_total < 0) {
+        free(iv);
+        free(root);
+        return vqz_fail(VQZ_ERR_NOMEM, "graph: out of memory planning %d slots", ns);
+    }
     int64_t max_slot = 0;
     for (int s = 0; s < ns; s++) {
         g->act_off[s] = iv[root[s]].off;
@@ -325,6 +446,10 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
             iv[s].end = dies;
         }
         grad_total = first_fit(iv, ns);
+        if (grad_total < 0) {
+            free(iv);
+            return vqz_fail(VQZ_ERR_NOMEM, "graph: out of memory planning %d slots", ns);
+        }
         for (int s = 0; s < ns; s++)
             g->grad_off[s] = act_total + iv[s].off;
     }
@@ -406,9 +531,30 @@ static vqz_tensor node_weight(const vqz_graph *g, const vqz_param_views *pv, con
     return t;
 }
 
+/* Nearest 2x upsampling of channels-last data: each pixel's channel vector goes to a 2x2 block. */
+static vqz_status upsample2x_nhwc(vqz_nn_ctx *ctx, const vqz_tensor *x, vqz_tensor *y)
+{
+    VQZ_FAIL_IF(ctx->device != VQZ_CPU, VQZ_ERR_NO_CUDA, "upsample2x: the CUDA channels-last upsampling is not available");
+    int64_t c = x->shape[1], h = x->shape[2], w = x->shape[3], rows = x->shape[0] * h;
+    size_t px = (size_t)c * sizeof(float);
+    vqz_nn_ctx_enter(ctx);
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        /* input row r (image r / h, row r % h) becomes output rows 2r and 2r + 1 */
+        const float *src = x->data + r * w * c;
+        float *d0 = y->data + 2 * r * (2 * w * c);
+        for (int64_t j = 0; j < w; j++) {
+            memcpy(d0 + 2 * j * c, src + j * c, px);
+            memcpy(d0 + (2 * j + 1) * c, src + j * c, px);
+        }
+        memcpy(d0 + 2 * w * c, d0, 2 * (size_t)w * px);
+    }
+    return VQZ_OK;
+}
+
 vqz_status vqz_graph_forward(vqz_nn_ctx *ctx, vqz_graph *g, const vqz_param_views *pv, const vqz_tensor *x)
 {
-    VQZ_FAIL_IF(!g->arena, VQZ_ERR_INTERNAL, "graph: forward before plan");
+    VQZ_FAIL_IF(!g->arena || g->plan_n == 0, VQZ_ERR_INTERNAL, "graph: forward before plan");
     vqz_tensor in = vqz_graph_slot(g, g->input_slot);
     VQZ_FAIL_IF(!vqz_tensor_same_shape(x, &in), VQZ_ERR_SHAPE,
                 "graph: input [%lld,%lld,%lld,%lld] does not match the plan [%lld,%lld,%lld,%lld]",
@@ -421,24 +567,39 @@ vqz_status vqz_graph_forward(vqz_nn_ctx *ctx, vqz_graph *g, const vqz_param_view
 
     for (int i = 0; i < g->n_nodes; i++) {
         const vqz_node *n = &g->nodes[i];
+        if (n->fused)
+            continue;
         vqz_tensor a = vqz_graph_slot(g, n->in);
         vqz_tensor y = vqz_graph_slot(g, n->out);
+        vqz_tensor af = vqz_graph_slot(g, n->fuse_in);
         const vqz_tensor *bias = n->b >= 0 ? &pv->w[n->b] : NULL;
         if (n->wn_v >= 0) {
             vqz_tensor wd = node_weight(g, pv, n, 0);
             VQZ_TRY(vqz_weight_norm_fwd(ctx, &pv->w[n->wn_v], &pv->w[n->wn_g], &wd));
         }
+        /* a convolution writes the last slot of its fused chain, in that slot's layout */
+        vqz_conv_fusion f = {g->slots[n->fuse_in].layout, g->slots[n->fuse_out].layout, n->fuse_res,
+                             n->fuse_res_scale, n->fuse_out_scale, n->fuse_act};
+        vqz_tensor yf = vqz_graph_slot(g, n->fuse_out);
         switch (n->op) {
         case VQZ_NODE_CONV2D: {
             vqz_conv2d_params p = {n->stride, n->pad_l, n->dilation, VQZ_PAD_ZERO};
             vqz_tensor w = node_weight(g, pv, n, 0);
-            VQZ_TRY(vqz_conv2d_fwd(ctx, &p, &a, &w, bias, &y));
+            if (g->plan_train)
+                VQZ_TRY(vqz_conv2d_fwd(ctx, &p, &a, &w, bias, &y));
+            else if (n->fuse_up)
+                VQZ_TRY(vqz_conv2d_up2x_fwd_fused(ctx, &f, &af, &w, bias, &yf));
+            else
+                VQZ_TRY(vqz_conv2d_fwd_fused(ctx, &p, &f, &af, &w, bias, &yf));
             break;
         }
         case VQZ_NODE_CONV1D: {
             vqz_conv1d_params p = {n->stride, n->pad_l, n->pad_r, n->dilation, VQZ_PAD_ZERO};
             vqz_tensor w = node_weight(g, pv, n, 0);
-            VQZ_TRY(vqz_conv1d_fwd(ctx, &p, &a, &w, bias, &y));
+            if (g->plan_train)
+                VQZ_TRY(vqz_conv1d_fwd(ctx, &p, &a, &w, bias, &y));
+            else
+                VQZ_TRY(vqz_conv1d_fwd_fused(ctx, &p, &f, &af, &w, bias, &yf));
             break;
         }
         case VQZ_NODE_CONVTR1D: {
@@ -461,7 +622,10 @@ vqz_status vqz_graph_forward(vqz_nn_ctx *ctx, vqz_graph *g, const vqz_param_view
             break;
         }
         case VQZ_NODE_UPSAMPLE2X:
-            VQZ_TRY(vqz_upsample2x_fwd(ctx, &a, &y));
+            if (g->slots[n->in].layout == VQZ_LAYOUT_NHWC)
+                VQZ_TRY(upsample2x_nhwc(ctx, &a, &y));
+            else
+                VQZ_TRY(vqz_upsample2x_fwd(ctx, &a, &y));
             break;
         }
     }

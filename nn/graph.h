@@ -29,6 +29,15 @@ typedef struct {
     vqz_act act;
     float scale;                 /* ADD */
     int64_t wn_off;              /* offset of the derived weight in the graph's weight-norm buffer */
+
+    /* inference plan: a convolution also does the residual add and the activation that follow it */
+    int fused;                   /* this node is done by the convolution next to it */
+    int fuse_up;                 /* conv: reads the 2x upsampling before it from that node's input */
+    int fuse_in;                 /* conv: the slot it reads (its own input, or the upsampling's) */
+    int fuse_out;                /* conv: the slot it writes (its own output, or the last fused node's) */
+    int fuse_res;                /* conv: 1 when it sums into the residual held in fuse_out's buffer */
+    float fuse_res_scale, fuse_out_scale;
+    vqz_fused_act fuse_act;
 } vqz_node;
 
 /* One activation slot: its channel count (fixed by the graph) and its spatial size (set by the plan
@@ -38,6 +47,8 @@ typedef struct {
     int64_t h, w;
     int producer;            /* node writing it, -1 for the input */
     int last_use;            /* last node reading it (n_nodes for the output) */
+    int readers;             /* number of node inputs reading it */
+    vqz_layout layout;       /* memory order under the current plan */
 } vqz_slot;
 
 /* Parameter tensor views the graph reads and writes (owned by the model). */
@@ -82,11 +93,15 @@ int vqz_graph_add(vqz_graph *g, int a, int b, float scale);
 int vqz_graph_upsample2x(vqz_graph *g, int in);
 
 /* Size the arena for an input [n, C, h, w] (w = 1 for 1-D). Training keeps every activation for the
- * backward pass; inference reuses memory as soon as a slot is dead. Re-planning with the same shape
- * is free; the arena only grows. */
+ * backward pass, in NCHW. Inference reuses memory as soon as a slot is dead, lets each convolution do
+ * the residual add and activation that follow it (and a 3x3 convolution the 2x upsampling before it),
+ * and keeps the activations of 2-D graphs channels-last (NHWC) between layers, the layout oneDNN's
+ * convolutions run on; the input and output slots stay NCHW.
+ * Re-planning with the same shape is free; the arena only grows. */
 vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int train);
 
-/* The activation tensor of a slot under the current plan. */
+/* The activation tensor of a slot under the current plan: its logical shape, in the memory order of
+ * g->slots[slot].layout (always NCHW for the input and output slots). */
 vqz_tensor vqz_graph_slot(const vqz_graph *g, int slot);
 vqz_tensor vqz_graph_slot_grad(const vqz_graph *g, int slot);
 
