@@ -630,23 +630,30 @@ def write_csv(path, rows, fields):
     os.replace(path + ".tmp", path)
 
 
-def report(a, cfg, info, img_rows, aud_rows, levels, pym, elapsed, plot_img, plot_aud):
-    L = ["<!-- rd:begin -->", "### Rate-distortion against JPEG, WebP, AVIF, JPEG XL, Opus and Codec2 (`%s`)"
-         % ("bench/rd.sh --quick" if a.quick else "make bench"), ""]
-    L.append("Machine: %s, %d cores visible; every tool single-threaded (%d at a time), under `nice`. "
-             "Measured %s; the run took %.1f min." % (cpu_name(), os.cpu_count() or 0, a.jobs,
-                                                     info["date"], elapsed / 60.0))
-    for kind in ("image", "audio"):
-        if kind in info["models"]:
-            mi = info["models"][kind]
-            L.append("%s model: %s (`%s`, SHA-256 %s…, %d levels%s; levels run: %s)." % (
-                kind.capitalize(), mi["name"], mi["file"], mi["sha"][:12], mi["levels"],
-                ", %s training steps" % mi["steps"] if mi["steps"] else "", ", ".join(map(str, levels[kind]))))
+def report(parts, jobs, plot_img, plot_aud):
+    """The RESULTS.md section from the images and audio parts (each with its own configuration, model,
+    date and duration, so a part can be redone alone)."""
+    img, aud = parts.get("images"), parts.get("audio")
+    L = ["<!-- rd:begin -->", "### Rate-distortion against JPEG, WebP, AVIF, JPEG XL, Opus and Codec2 (`bench/rd.sh`)",
+         ""]
+    L.append("Machine: %s, %d cores visible; every tool single-threaded (%d at a time), under `nice`." % (
+        cpu_name(), os.cpu_count() or 0, jobs))
+    for part, kind in ((img, "image"), (aud, "audio")):
+        if part:
+            mi = part["model"]
+            L.append("%s: %s configuration, measured %s in %.1f min; model %s (`%s`, SHA-256 %s…, %d levels%s), "
+                     "levels run: %s." % (
+                         "Images" if kind == "image" else "Audio", "`--quick`" if part["quick"] else "full",
+                         part["date"], part["elapsed_s"] / 60.0, mi["name"], mi["file"], mi["sha"][:12], mi["levels"],
+                         ", %s training steps" % mi["steps"] if mi["steps"] else "",
+                         ", ".join(map(str, part["levels"]))))
     L.append("Tools (Debian): " + ", ".join("%s %s" % (p, pkg_version(p)) for p in
                                             ("libjpeg-turbo-progs", "webp", "libavif-bin", "libjxl-tools",
                                              "opus-tools", "codec2", "sox")) + ".")
     L.append("")
-    if img_rows:
+    if img:
+        img_rows, cfg = img["rows"], img["cfg"]
+        levels = {"image": img["levels"]}
         n_img = len({r["image"] for r in img_rows})
         cur = image_curves(img_rows, levels["image"])
         L += ["#### Images",
@@ -658,9 +665,9 @@ def report(a, cfg, info, img_rows, aud_rows, levels, pym, elapsed, plot_img, plo
               "`cjpeg -quality Q -optimize` (4:2:0), `cwebp -q Q` (method 4), `avifenc -s 6 -y 420 --min Q "
               "--max Q` (aom), `cjxl -d D -e 7` (D bisected in log scale between 0.1 and 25). bpp counts every "
               "byte of the file. Decoded with djpeg, dwebp, avifdec and djxl to PNG and measured with "
-              "`vqz-eval` (PSNR and MS-SSIM over RGB). Per-image rows: `bench/out/rd_images.csv`."
-              % (n_img, " (evenly spaced in sorted order)" if a.quick else "",
-                 ", ".join(map(str, levels["image"])), cfg["int_steps"]), ""]
+              "`vqz-eval` (PSNR and MS-SSIM over RGB). Per-image rows: `bench/out/rd_images%s.csv`."
+              % (n_img, " (evenly spaced in sorted order)" if img["quick"] else "",
+                 ", ".join(map(str, levels["image"])), cfg["int_steps"], "-quick" if img["quick"] else ""), ""]
         hdr = "| level | vqz bpp | vqz | " + " | ".join(c.label for c in IMAGE_CODECS) + " |"
         sep = "| ---: | ---: | ---: | " + " | ".join("---:" for _ in IMAGE_CODECS) + " |"
         for key, title, spec in (("psnr", "PSNR (dB), mean per level; other codecs as PSNR @ achieved bpp", "%.2f"),
@@ -689,7 +696,9 @@ def report(a, cfg, info, img_rows, aud_rows, levels, pym, elapsed, plot_img, plo
                          [p["bpp"] for p in cur["vqz"]], [p[k] for p in cur["vqz"]]) for k in ("psnr", "ms_ssim")]
             L.append("| %s | %s | %s |" % (c.label, fmt_bd(v[0], "%.2f"), fmt_bd(v[1], "%.4f")))
         L += ["", "![RD curves, images](%s)" % plot_img, ""]
-    if aud_rows:
+    if aud:
+        aud_rows, cfg, pym = aud["rows"], aud["cfg"], aud["pym"]
+        levels = {"audio": aud["levels"]}
         cur = audio_curves(aud_rows)
         ns = len({r["clip"] for r in aud_rows if r["kind"] == "speech"})
         nm = len({r["clip"] for r in aud_rows if r["kind"] == "music"})
@@ -701,8 +710,9 @@ def report(a, cfg, info, img_rows, aud_rows, levels, pym, elapsed, plot_img, plo
               "24000`); Codec2 on speech only (resampled to 8 kHz, `c2enc`/`c2dec`, back to 24 kHz). kbit/s "
               "counts every byte of the file (Ogg and Codec2 headers included). SI-SDR and log-mel distance "
               "from `vqz-eval` against the 24 kHz clip; ViSQOL v3 (visqol-python, audio mode, 48 kHz), PESQ "
-              "(wide band, 16 kHz) and STOI (16 kHz) from PyPI. Per-clip rows: `bench/out/rd_audio.csv`."
-              % (ns, nm, MIN_CLIP_S, cfg["clip_s"], cfg["clip_s"], ", ".join(map(str, levels["audio"]))), ""]
+              "(wide band, 16 kHz) and STOI (16 kHz) from PyPI. Per-clip rows: `bench/out/rd_audio%s.csv`."
+              % (ns, nm, MIN_CLIP_S, cfg["clip_s"], cfg["clip_s"], ", ".join(map(str, levels["audio"])),
+                 "-quick" if aud["quick"] else ""), ""]
         for m in ("visqol", "pesq", "stoi"):
             if pym[m] != "ok":
                 L.append("%s: n/a — %s." % ({"visqol": "ViSQOL", "pesq": "PESQ", "stoi": "STOI"}[m], pym[m]))
@@ -790,21 +800,34 @@ def main_run(a):
             sys.exit("rd: %s model %s not found: pass --%s-model PATH or set %s" % (what, path, what, var))
     out = os.path.join(ROOT, "bench", "out")
     work = os.path.join(out, "rd-quick" if a.quick else "rd")
-    if os.path.isdir(work) and not a.keep:
-        shutil.rmtree(work)
-    os.makedirs(work, exist_ok=True)
+    for part in ("images", "audio"):
+        if not getattr(a, "no_" + part):
+            shutil.rmtree(os.path.join(work, part), ignore_errors=True)
+            if os.path.exists(os.path.join(work, part + ".json")):
+                os.remove(os.path.join(work, part + ".json"))
+    os.makedirs(os.path.join(work, "bin"), exist_ok=True)
+    for t in ("vqz-enc", "vqz-dec", "vqz-eval"):
+        # a private copy: a rebuild of build/ during the run neither breaks it nor mixes two versions
+        shutil.copy2(BIN[t], os.path.join(work, "bin", t))
+        BIN[t] = os.path.join(work, "bin", t)
     cache = os.path.join(out, "rd-cache")
     os.makedirs(cache, exist_ok=True)
     run = Runner(a.threads)
-    info = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), models={})
     levels = {}
     img_rows, aud_rows = [], []
     pym = {}
 
+    def save(part, kind, model, rows, t_start, **extra):
+        rec = dict(quick=a.quick, cfg=cfg, model=model_info(model), levels=levels[kind], rows=rows,
+                   date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                   elapsed_s=time.time() - t_start, jobs=a.jobs, **extra)
+        with open(os.path.join(work, part + ".json.tmp"), "w") as f:
+            json.dump(rec, f)
+        os.replace(os.path.join(work, part + ".json.tmp"), os.path.join(work, part + ".json"))
+
     if not a.no_images:
         model = os.path.abspath(a.image_model)
         levels["image"] = level_list(model_levels(model), cfg["all_levels"])
-        info["models"]["image"] = model_info(model)
         imgs = prepare_images(a.images, os.path.join(cache, "images"), cfg["images"])
         log("images: %d photographs, vqz at levels %s" % (len(imgs), levels["image"]))
         w = os.path.join(work, "images")
@@ -822,13 +845,14 @@ def main_run(a):
                                                           steps if t[0].knobs else cfg["float_steps"]), tasks)
         for rows in res:
             img_rows += rows
-        write_csv(os.path.join(out, "rd_images.csv"), img_rows, IMG_FIELDS)
+        write_csv(os.path.join(out, "rd_images%s.csv" % ("-quick" if a.quick else "")), img_rows, IMG_FIELDS)
+        save("images", "image", model, img_rows, t0)
         log("images: done (%.0f s)" % (time.time() - t0))
 
     if not a.no_audio:
         model = os.path.abspath(a.audio_model)
         levels["audio"] = level_list(model_levels(model), cfg["all_levels"])
-        info["models"]["audio"] = model_info(model)
+        t_audio = time.time()
         clips = (pick_clips(a.speech, "speech", cfg["speech"], cfg["clip_s"], cache)
                  + pick_clips(a.music, "music", cfg["music"], cfg["clip_s"], cache))
         clips = parallel(a.jobs, lambda c: prepare_clip(run, c, os.path.join(cache, "audio")), clips)
@@ -859,37 +883,46 @@ def main_run(a):
             e = extra.get(r["decoded"], {})
             for m in ("visqol", "pesq", "stoi"):
                 r[m] = e.get(m)
-        write_csv(os.path.join(out, "rd_audio.csv"), aud_rows, AUD_FIELDS)
+        write_csv(os.path.join(out, "rd_audio%s.csv" % ("-quick" if a.quick else "")), aud_rows, AUD_FIELDS)
+        save("audio", "audio", model, aud_rows, t_audio, pym=pym)
         log("audio: done (%.0f s)" % (time.time() - t0))
 
-    state = dict(quick=a.quick, jobs=a.jobs, results=a.results, cfg=cfg, info=info, levels=levels, pym=pym,
-                 img_rows=img_rows, aud_rows=aud_rows, elapsed=time.time() - t0)
-    with open(os.path.join(work, "state.json"), "w") as f:
-        json.dump(state, f)
-    return finish(state)
+    return finish(work, a.quick, a.results, a.jobs)
 
 
-def finish(st):
-    """Plots and the RESULTS.md section from a run's measurements (also `rd.py report` from state.json)."""
+def load_parts(work, images=None, audio=None):
+    parts = {}
+    for part, path in (("images", images), ("audio", audio)):
+        path = path or os.path.join(work, part + ".json")
+        if os.path.exists(path):
+            with open(path) as f:
+                parts[part] = json.load(f)
+    return parts
+
+
+def finish(work, quick, results=None, jobs=2, images=None, audio=None):
+    """Plots and the RESULTS.md section from the parts a run saved (images.json, audio.json in its work
+    folder); `rd.py report` redoes them, and can take a part from elsewhere."""
+    parts = load_parts(work, images, audio)
+    if not parts:
+        sys.exit("rd: no measurements in %s" % work)
     out = os.path.join(ROOT, "bench", "out")
-    plots_dir = out if st["quick"] else os.path.join(ROOT, "bench")
+    plots_dir = out if quick else os.path.join(ROOT, "bench")
     plot_img = os.path.join(plots_dir, "rd_images.png")
     plot_aud = os.path.join(plots_dir, "rd_audio.png")
-    img_rows, aud_rows, levels, pym = st["img_rows"], st["aud_rows"], st["levels"], st["pym"]
-    if img_rows:
-        plot_images(image_curves(img_rows, levels["image"]), plot_img, len({r["image"] for r in img_rows}))
-    if aud_rows:
-        plot_audio(audio_curves(aud_rows), plot_aud, pym.get("visqol") == "ok")
-    results = st["results"] or (os.path.join(out, "RESULTS-quick.md") if st["quick"]
-                                else os.path.join(ROOT, "bench", "RESULTS.md"))
+    if "images" in parts:
+        p = parts["images"]
+        plot_images(image_curves(p["rows"], p["levels"]), plot_img, len({r["image"] for r in p["rows"]}))
+    if "audio" in parts:
+        p = parts["audio"]
+        plot_audio(audio_curves(p["rows"]), plot_aud, p["pym"].get("visqol") == "ok")
+    results = results or (os.path.join(out, "RESULTS-quick.md") if quick else os.path.join(ROOT, "bench", "RESULTS.md"))
     here = os.path.dirname(os.path.abspath(results))
-    section = report(argparse.Namespace(quick=st["quick"], jobs=st["jobs"]), st["cfg"], st["info"], img_rows,
-                     aud_rows, levels, pym, st["elapsed"], os.path.relpath(plot_img, here),
-                     os.path.relpath(plot_aud, here))
+    section = report(parts, jobs, os.path.relpath(plot_img, here), os.path.relpath(plot_aud, here))
     write_section(results, section)
     print(section)
-    log("wrote %s, %s, %s; the run took %.1f min" % (results, plot_img if img_rows else "-",
-                                                    plot_aud if aud_rows else "-", st["elapsed"] / 60.0))
+    log("wrote %s%s%s" % (results, ", " + plot_img if "images" in parts else "",
+                          ", " + plot_aud if "audio" in parts else ""))
     return 0
 
 
@@ -915,17 +948,20 @@ def main():
     r.add_argument("--no-images", action="store_true")
     r.add_argument("--no-audio", action="store_true")
     r.add_argument("--no-pymetrics", action="store_true", help="skip ViSQOL, PESQ and STOI")
-    r.add_argument("--keep", action="store_true", help="keep the previous run's coded files")
-    q = sub.add_parser("report", help="redo the plots and the RESULTS.md section from the last run's state.json")
+    q = sub.add_parser("report", help="redo the plots and the RESULTS.md section from the last run's parts")
     q.add_argument("--quick", action="store_true", help="the last --quick run's")
+    q.add_argument("--images", help="images part (default: bench/out/rd[-quick]/images.json)")
+    q.add_argument("--audio", help="audio part (default: bench/out/rd[-quick]/audio.json)")
+    q.add_argument("--results", help="markdown file whose rd section is rewritten")
+    q.add_argument("--jobs", type=int, default=2)
     m = sub.add_parser("audio-metrics", help="(internal) ViSQOL/PESQ/STOI on the pairs of a JSON file")
     m.add_argument("pairs")
     a = p.parse_args()
     if a.cmd == "audio-metrics":
         return audio_metrics_worker(a.pairs)
     if a.cmd == "report":
-        with open(os.path.join(ROOT, "bench", "out", "rd-quick" if a.quick else "rd", "state.json")) as f:
-            return finish(json.load(f))
+        return finish(os.path.join(ROOT, "bench", "out", "rd-quick" if a.quick else "rd"), a.quick, a.results, a.jobs,
+                      a.images, a.audio)
     return main_run(a)
 
 

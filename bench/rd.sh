@@ -4,7 +4,7 @@
 # pesq and pystoi into bench/out/pyenv (a venv over Debian's numpy/scipy); metrics that do not install are
 # reported as n/a. Then runs the driver under nice, every tool single-threaded, two at a time.
 #   bench/rd.sh            full run: bench/out/rd_*.csv, bench/rd_*.png, the rd section of bench/RESULTS.md
-#   bench/rd.sh --quick    6 images, 6+6 clips of 5 s: bench/out/rd_*.csv, bench/out/rd_*.png, bench/out/RESULTS-quick.md
+#   bench/rd.sh --quick    6 images, 6+6 clips of 5 s: bench/out/rd_*-quick.csv, bench/out/rd_*.png, bench/out/RESULTS-quick.md
 # Models: samples/models/vqz-{image,audio}-v1.safetensors, or VQZ_RD_IMAGE_MODEL / VQZ_RD_AUDIO_MODEL, or
 # --image-model / --audio-model; other options: /usr/bin/python3 bench/rd.py run --help.
 set -e
