@@ -77,6 +77,7 @@ typedef struct {
     dnnl_memory_t bias;        /* plain [Co]: bias (fwd) or its gradient (bwd weights); NULL if none */
     dnnl_memory_t scratchpad;  /* NULL when the primitive needs none */
     size_t scratchpad_bytes;
+    float y_prescale;          /* residual forward: y_in is scaled by this before the run (see fusion_post_ops) */
 } conv_entry;
 
 typedef struct {
@@ -215,21 +216,31 @@ static int64_t float_bits(float f)
     return u;
 }
 
-/* The fused post-operations of a forward key, in the order of vqz_conv_fusion's formula. */
-static dnnl_status_t fusion_post_ops(const conv_key *k, dnnl_post_ops_t *out)
+/* The fused post-operations of a forward key: vqz_conv_fusion's formula as written, or with the
+ * residual sum first, as out_scale (conv + b + y_in') with y_in' = res_scale / out_scale y_in made by
+ * conv_forward. oneDNN's jit kernels (the training ones, and all of them on CPUs without AVX-512) run
+ * a sum post-op only first and with scale 1; other chains drop to a reference loop a hundred times
+ * slower, which entry_create detects and avoids. */
+static dnnl_status_t fusion_post_ops(const conv_key *k, int sum_first, dnnl_post_ops_t *out)
 {
     *out = NULL;
-    float out_scale = bits_float(k->out_scale_bits);
+    float out_scale = bits_float(k->out_scale_bits), res_scale = bits_float(k->res_scale_bits);
     if (out_scale == 1.0f && !k->residual && k->act == VQZ_FUSED_NONE)
         return dnnl_success;
     dnnl_post_ops_t po;
     dnnl_status_t r = dnnl_post_ops_create(&po);
     if (r != dnnl_success)
         return r;
-    if (out_scale != 1.0f)
-        r = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, out_scale, 0.0f);
-    if (r == dnnl_success && k->residual)
-        r = dnnl_post_ops_append_sum(po, bits_float(k->res_scale_bits));
+    if (sum_first) {
+        r = dnnl_post_ops_append_sum(po, 1.0f);
+        if (r == dnnl_success && out_scale != 1.0f)
+            r = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, out_scale, 0.0f);
+    } else {
+        if (out_scale != 1.0f)
+            r = dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, out_scale, 0.0f);
+        if (r == dnnl_success && k->residual)
+            r = dnnl_post_ops_append_sum(po, res_scale);
+    }
     if (r == dnnl_success && k->act != VQZ_FUSED_NONE)
         r = dnnl_post_ops_append_eltwise(po, 1.0f, k->act == VQZ_FUSED_SILU ? dnnl_eltwise_swish : dnnl_eltwise_elu,
                                           1.0f, 0.0f);
@@ -252,9 +263,11 @@ typedef union {
     dnnl_deconvolution_desc_t deconv;
 } any_desc;
 
-/* Inference forwards get oneDNN's inference kernels: on AVX-512 these are the brgemm convolutions on
- * channels-last data, which take any chain of post-operations; the training forwards (jit, blocked
- * nChw16c) fall back to a reference loop for a sum after an eltwise. */
+/* Inference forwards of images get oneDNN's inference kernels: on AVX-512 these are the brgemm
+ * convolutions on channels-last data, which take any chain of post-operations (the training kernels,
+ * jit on blocked nChw16c, fall back to a reference loop for a sum after an eltwise). 1-D problems keep
+ * the training kernels: oneDNN 2.6's brgemm convolution precomputes per output column, which for 60 s
+ * of audio costs 4 s and 850 MB per primitive. */
 static dnnl_status_t fwd_desc(const conv_key *k, any_desc *d, const dnnl_memory_desc_t *src,
                               const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *bias,
                               const dnnl_memory_desc_t *dst)
@@ -301,15 +314,30 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
 
     any_desc fd, bd;
     int fwd = k->kind == K_CONV_FWD || k->kind == K_DECONV_FWD;
-    if (fwd) {
-        DNNL_CHECK(fusion_post_ops(k, &fused_ops), "post-op setup");
-        if (fused_ops)
-            DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, fused_ops), "attribute setup");
-    }
     int bwd_w = k->kind == K_CONV_BWD_WEIGHTS || k->kind == K_DECONV_BWD_WEIGHTS;
     DNNL_CHECK(fwd_desc(k, &fd, &a_src, &a_wei, fwd || bwd_w ? bmd : NULL, &a_dst), "descriptor setup");
+    e->y_prescale = 1.0f;
     if (fwd) {
-        DNNL_CHECK(dnnl_primitive_desc_create(&e->pd, &fd, attr, s->engine, NULL), "primitive selection");
+        float out_scale = bits_float(k->out_scale_bits), res_scale = bits_float(k->res_scale_bits);
+        int reorderable = k->residual && out_scale != 0.0f && (out_scale != 1.0f || res_scale != 1.0f);
+        int sum_first = reorderable && !k->inference;
+        for (int attempt = 0;; attempt++) {
+            DNNL_CHECK(fusion_post_ops(k, sum_first, &fused_ops), "post-op setup");
+            if (fused_ops)
+                DNNL_CHECK(dnnl_primitive_attr_set_post_ops(attr, fused_ops), "attribute setup");
+            DNNL_CHECK(dnnl_primitive_desc_create(&e->pd, &fd, attr, s->engine, NULL), "primitive selection");
+            const char *impl = "";
+            dnnl_primitive_desc_query(e->pd, dnnl_query_impl_info_str, 0, &impl);
+            if (!reorderable || attempt == 1 || strncmp(impl, "ref", 3) != 0)
+                break;
+            dnnl_primitive_desc_destroy(e->pd);
+            e->pd = NULL;
+            dnnl_post_ops_destroy(fused_ops);
+            fused_ops = NULL;
+            sum_first = !sum_first;
+        }
+        if (sum_first)
+            e->y_prescale = res_scale / out_scale;
     } else {
         DNNL_CHECK(dnnl_primitive_desc_create(&e->hint, &fd, NULL, s->engine, NULL), "primitive selection");
         dnnl_dims_t strides = {k->sh, k->sw}, dil = {k->dh, k->dw}, pl = {k->pt, k->pl},
@@ -588,7 +616,7 @@ static conv_key geom_key(const vqz_nn_ctx *ctx, const conv_geom *g, prim_kind ki
     memset(&k, 0, sizeof k);
     k.out_scale_bits = float_bits(1.0f);
     if (f) {
-        k.inference = 1;
+        k.inference = g->ih > 1 || g->kh > 1;
         k.src_fmt = f->x_layout;
         k.dst_fmt = f->y_layout;
         k.act = f->act;
@@ -698,6 +726,13 @@ static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, fl
     VQZ_TRY(entry_get(s, &k, op, &e));
     if (geom_explicit_pad(g))
         VQZ_TRY(padded_input(s, g, x, &x, op));
+    if (e->y_prescale != 1.0f) {
+        int64_t numel = g->n * g->co * g->oh * g->ow;
+        float pre = e->y_prescale;
+        #pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < numel; i++)
+            y[i] *= pre;
+    }
     float *user[3] = {x, w, y};
     return entry_run(s, e, user, b, 0, op);
 }
