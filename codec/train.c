@@ -829,6 +829,17 @@ static vqz_status train_loop(trainer *t)
     VQZ_TRY(vqz_net_latent_size(m, rs->crop, image ? rs->crop : 1, &lh, &lw));
     double fair = (double)rs->batch * lh * lw / rs->cfg.codebook_size;
     m->rvq.dead_threshold = (float)fmin(1.0, 0.25 * fair);
+    if (t->step == 0 && rs->parent[0]) {
+        /* the parent's codewords start as if each had held its fair share: the unused ones are restarted
+         * from the new data gradually (after ~140 steps), not all on the first batch */
+        int64_t lk = (int64_t)rs->cfg.levels * rs->cfg.codebook_size, D = rs->cfg.latent_dim;
+        const float *cb = m->views[m->cb].data;
+        for (int64_t i = 0; i < lk; i++) {
+            m->ema_count[i] = (float)fair;
+            for (int64_t d = 0; d < D; d++)
+                m->ema_sum[i * D + d] = (float)fair * cb[i * D + d];
+        }
+    }
 
     int64_t warmup = rs->steps / 20 < 500 ? rs->steps / 20 : 500;
     vqz_loader *ld = NULL;
@@ -1068,7 +1079,9 @@ static vqz_status train_run(trainer *t)
         if (ftell(t->log) == 0)
             fprintf(t->log, "%s\n", header);
     }
-    if (!o->resume_path && (!o->init_path || o->codebook_only))
+    /* a new run seeds its codebooks by k-means++ on the first latents; a run from a parent refines the
+     * parent's codebooks instead (EMA updates are online k-means), which keeps what transfers */
+    if (!o->resume_path && !o->init_path)
         VQZ_TRY(fit_codebooks(t));
     if (!o->resume_path && t->n_val > 0) {
         vqz_train_progress p;
