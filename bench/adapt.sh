@@ -2,7 +2,7 @@
 # adapt.sh — domain adaptation with vqz-train on a domain unlike the default image model's photographs:
 # the two pattern wallpapers of lomiri-wallpapers-16.04 that shared/DATA.md keeps out of the photo set
 # (analogpattern_by_Peter_Nerlich, umang_by_Abhishek_Mudgal). Each is halved (2x2 mean, as the trainer
-# does), its left half is the adaptation data and a 768x512 region of its right half is held out.
+# does), its left half is the adaptation data and a 768x512 (or 512x768) region of its right half is held out.
 # The default model, a --codebook-only adaptation and an --init fine-tune then code the held-out regions
 # at 1, 2 and 4 levels; the table gives bpp and PSNR / MS-SSIM (vqz-eval) and each adaptation's time.
 #
@@ -39,8 +39,10 @@ for name, f in [("analog", "analogpattern_by_Peter_Nerlich.jpg"), ("umang", "uma
     h, w = a.shape[:2]
     io.imsave("%s/train/%s_left.png" % (out, name), a[:, :w // 2], check_contrast=False)
     r = a[:, w // 2:]
-    y0, x0 = (r.shape[0] - 512) // 2, (r.shape[1] - 768) // 2
-    io.imsave("%s/val/%s_right.png" % (out, name), r[y0:y0 + 512, x0:x0 + 768], check_contrast=False)
+    th, tw = (512, 768) if r.shape[1] >= 768 else (768, 512)  # portrait when the half is narrow
+    y0, x0 = (r.shape[0] - th) // 2, (r.shape[1] - tw) // 2
+    assert y0 >= 0 and x0 >= 0, (name, r.shape)
+    io.imsave("%s/val/%s_right.png" % (out, name), r[y0:y0 + th, x0:x0 + tw], check_contrast=False)
 EOF
 
 now() { date +%s.%N; }
