@@ -143,6 +143,7 @@ bench: all $(BENCH_BIN)
 # and two engine decode rows, vqz only, one timed run each (bench/out/nn-quick.jsonl).
 bench-quick: all $(BENCH_BIN)
 	@sh bench/rd.sh --quick
+	@BUILD=$(BUILD) /usr/bin/python3 bench/e2e.py --quick
 	@for row in image-decode audio-decode; do VQZ_THREADS=2 OMP_NUM_THREADS=2 nice -n 10 $(BENCH_BIN) $$row 1 || exit 1; \
 	  done > bench/out/nn-quick.jsonl && cat bench/out/nn-quick.jsonl
 

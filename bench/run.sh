@@ -1,7 +1,8 @@
 #!/bin/sh
 # run.sh — `make bench`: the engine speed rows (bench/bench_nn.c) side by side with the PyTorch twin
 # (bench/torch_twin_bench.py, same architecture and shapes), each row in its own process, 2 threads.
-# Results: bench/out/nn.jsonl, and the table in bench/RESULTS.md (rewritten by bench/report_nn.py).
+# Results: bench/out/nn.jsonl, and the table in bench/RESULTS.md (rewritten by bench/report_nn.py); then the
+# rate-distortion benchmark (bench/rd.sh) and the end-to-end speed and memory of the tools (bench/e2e.py).
 # Then the rate-distortion benchmark (bench/rd.sh): its CSVs, plots and section of bench/RESULTS.md.
 set -e
 cd "$(dirname "$0")/.."
@@ -22,3 +23,4 @@ for row in $ROWS; do
 done
 /usr/bin/python3 bench/report_nn.py "$OUT" bench/RESULTS.md
 sh bench/rd.sh
+BUILD=${BUILD:-build} /usr/bin/python3 bench/e2e.py
