@@ -3,7 +3,6 @@
 # (bench/torch_twin_bench.py, same architecture and shapes), each row in its own process, 2 threads.
 # Results: bench/out/nn.jsonl, and the table in bench/RESULTS.md (rewritten by bench/report_nn.py); then the
 # rate-distortion benchmark (bench/rd.sh) and the end-to-end speed and memory of the tools (bench/e2e.py).
-# Then the rate-distortion benchmark (bench/rd.sh): its CSVs, plots and section of bench/RESULTS.md.
 set -e
 cd "$(dirname "$0")/.."
 BIN=${BUILD:-build}/bin/bench_nn
