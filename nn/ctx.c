@@ -43,7 +43,11 @@ vqz_status vqz_nn_ctx_create(vqz_nn_ctx **out, vqz_device_kind kind, int threads
         return vqz_fail(VQZ_ERR_NOMEM, "vqz_nn_ctx_create: out of memory");
     ctx->threads = threads > 0 ? threads : vqz_get_threads();
     ctx->device = VQZ_CPU;
-    if (kind == VQZ_DEVICE_CUDA || kind == VQZ_DEVICE_AUTO) {
+    /* The CUDA twin of the ops (kernels/) is not complete: until it is, AUTO stays on the CPU so that a
+     * machine with a GPU still codes and trains; an explicit CUDA request gets the device and the ops'
+     * VQZ_ERR_NO_CUDA errors. */
+    int cuda_ops_complete = 0;
+    if (kind == VQZ_DEVICE_CUDA || (kind == VQZ_DEVICE_AUTO && cuda_ops_complete)) {
         vqz_status s = vqz_cuda_state_create(&ctx->cuda);
         if (s == VQZ_OK) {
             ctx->device = VQZ_CUDA;
