@@ -42,6 +42,7 @@ enum {
     SLOT_SUB_W,
     SLOT_SUB_B,
     SLOT_SUB_Y,
+    SLOT_PRE,
     SLOT_COUNT
 };
 
@@ -714,6 +715,9 @@ static vqz_status convtr_forward(vqz_nn_ctx *ctx, dnnl_state *st, const conv_geo
     return VQZ_OK;
 }
 
+static vqz_status preact_forward(vqz_nn_ctx *ctx, dnnl_state *s, const conv_geom *g, const float *x, float *w,
+                                 float *b, float *y, const vqz_conv_fusion *f, const char *op);
+
 static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, float *w, float *b, float *y,
                                const vqz_conv_fusion *f, const char *op)
 {
@@ -722,6 +726,8 @@ static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, fl
     VQZ_TRY(state_get(ctx, op, &s));
     if (g->deconv)
         return convtr_forward(ctx, s, g, x, w, b, y, op);
+    if (f && f->pre_act != VQZ_FUSED_NONE)
+        return preact_forward(ctx, s, g, x, w, b, y, f, op);
     conv_key k = geom_key(ctx, g, K_CONV_FWD, b != NULL, f);
     VQZ_TRY(entry_get(s, &k, op, &e));
     if (geom_explicit_pad(g))
@@ -735,6 +741,58 @@ static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, fl
     }
     float *user[3] = {x, w, y};
     return entry_run(s, e, user, b, 0, op);
+}
+
+/* About this many bytes of activated input per band of a pre-activated convolution: a few bands per
+ * image at the decoder's full resolution, each in the last-level cache while the kernel reads it. */
+#define PRE_BAND_BYTES (4 << 20)
+
+static vqz_status pre_activate(vqz_nn_ctx *ctx, vqz_fused_act act, const float *x, float *out, int64_t count)
+{
+    vqz_tensor a = vqz_t1((float *)x, count), o = vqz_t1(out, count);
+    return act == VQZ_FUSED_SILU ? vqz_silu_fwd(ctx, &a, &o) : vqz_elu_fwd(ctx, 1.0f, &a, &o);
+}
+
+/* conv(pre_act(x)). Channels-last rows are contiguous, so a band of output rows is computed from the
+ * band of input rows it reads (with the halo of the kernel, the padding only at the image's edges),
+ * activated into a small buffer, and written straight into its place in y. Other layouts activate the
+ * whole input into a buffer first. */
+static vqz_status preact_forward(vqz_nn_ctx *ctx, dnnl_state *s, const conv_geom *g, const float *x, float *w,
+                                 float *b, float *y, const vqz_conv_fusion *f, const char *op)
+{
+    vqz_conv_fusion bf = *f;
+    bf.pre_act = VQZ_FUSED_NONE;
+    int64_t row = g->iw * g->ci, span = g->dh * (g->kh - 1) + 1; /* floats per input row; rows per tap */
+    int banded = f->x_layout == VQZ_LAYOUT_NHWC && f->y_layout == VQZ_LAYOUT_NHWC && g->pt < span && g->pb < span;
+    if (!banded) {
+        int64_t count = g->n * g->ci * g->ih * g->iw;
+        VQZ_TRY(slot_reserve(s, SLOT_PRE, (size_t)count * sizeof(float), op));
+        VQZ_TRY(pre_activate(ctx, f->pre_act, x, s->slot[SLOT_PRE].p, count));
+        return conv_forward(ctx, g, s->slot[SLOT_PRE].p, w, b, y, &bf, op);
+    }
+    int64_t band = PRE_BAND_BYTES / (int64_t)sizeof(float) / (row * g->sh);
+    if (band < 1)
+        band = 1;
+    if (band > g->oh)
+        band = g->oh;
+    VQZ_TRY(slot_reserve(s, SLOT_PRE, (size_t)(((band - 1) * g->sh + span) * row) * sizeof(float), op));
+    float *buf = s->slot[SLOT_PRE].p;
+    for (int64_t n = 0; n < g->n; n++)
+        for (int64_t o0 = 0; o0 < g->oh; o0 += band) {
+            int64_t o1 = o0 + band < g->oh ? o0 + band : g->oh;
+            /* input rows first..last feed output rows o0..o1-1; those outside the image are padding */
+            int64_t first = o0 * g->sh - g->pt, last = (o1 - 1) * g->sh - g->pt + span - 1;
+            int64_t lo = first > 0 ? first : 0, hi = last < g->ih - 1 ? last : g->ih - 1;
+            conv_geom bg = *g;
+            bg.n = 1;
+            bg.ih = hi - lo + 1;
+            bg.oh = o1 - o0;
+            bg.pt = lo - first;
+            bg.pb = last - hi;
+            VQZ_TRY(pre_activate(ctx, f->pre_act, x + (n * g->ih + lo) * row, buf, bg.ih * row));
+            VQZ_TRY(conv_forward(ctx, &bg, buf, w, b, y + (n * g->oh + o0) * g->ow * g->co, &bf, op));
+        }
+    return VQZ_OK;
 }
 
 /* conv3x3(upsample2x(x)) as four 2x2 convolutions of x. Output row 2i + a of the upsampled-then-
@@ -951,6 +1009,8 @@ static vqz_status check_fusion(const vqz_conv_fusion *f, const conv_geom *g, con
                 VQZ_ERR_INVALID_ARG, "%s: unknown layouts %d, %d", op, (int)f->x_layout, (int)f->y_layout);
     VQZ_FAIL_IF(f->act != VQZ_FUSED_NONE && f->act != VQZ_FUSED_SILU && f->act != VQZ_FUSED_ELU,
                 VQZ_ERR_INVALID_ARG, "%s: unknown fused activation %d", op, (int)f->act);
+    VQZ_FAIL_IF(f->pre_act != VQZ_FUSED_NONE && f->pre_act != VQZ_FUSED_SILU && f->pre_act != VQZ_FUSED_ELU,
+                VQZ_ERR_INVALID_ARG, "%s: unknown fused input activation %d", op, (int)f->pre_act);
     VQZ_FAIL_IF(!isfinite(f->out_scale) || (f->residual && !isfinite(f->res_scale)), VQZ_ERR_INVALID_ARG,
                 "%s: scales must be finite (out %g, residual %g)", op, (double)f->out_scale, (double)f->res_scale);
     VQZ_FAIL_IF(g->mode != VQZ_PAD_ZERO, VQZ_ERR_UNSUPPORTED,
@@ -1051,7 +1111,8 @@ vqz_status vqz_conv2d_up2x_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv_fusion *f, 
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
     VQZ_TRY(check_fusion(f, &g, x, y, op));
-    VQZ_FAIL_IF(f->residual, VQZ_ERR_UNSUPPORTED, "%s: no residual sum after an upsampling convolution", op);
+    VQZ_FAIL_IF(f->residual || f->pre_act != VQZ_FUSED_NONE, VQZ_ERR_UNSUPPORTED,
+                "%s: no residual sum or input activation with an upsampling convolution", op);
     vqz_nn_ctx_enter(ctx);
     return up2x_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
 }

@@ -66,9 +66,12 @@ vqz_status vqz_convtr1d_bwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const
  * layers instead of converting every input and output; elementwise ops are indifferent to the order.
  * The tensor's shape stays the logical [N,C,H,W] (or [N,C,T]); x_layout / y_layout give the order in
  * memory. Weights and bias keep PyTorch's layouts.
- *   y = act(res_scale * y_in + out_scale * (conv(x) + b))  when residual (y holds y_in on entry)
- *   y = act(out_scale * (conv(x) + b))                      otherwise
- * x and y must not overlap. Only zero padding. */
+ *   y = act(res_scale * y_in + out_scale * (conv(pre_act(x)) + b))  when residual (y holds y_in on entry)
+ *   y = act(out_scale * (conv(pre_act(x)) + b))                      otherwise
+ * pre_act is applied as the convolution reads x, which is left unchanged; with x and y both NHWC this
+ * runs in bands of rows through a small buffer, so pre_act(x) never exists whole (a pre-activation
+ * residual block then needs two full-size buffers instead of three). x and y must not overlap. Only
+ * zero padding. */
 typedef enum { VQZ_LAYOUT_NCHW = 0, VQZ_LAYOUT_NHWC = 1 } vqz_layout;
 typedef enum { VQZ_FUSED_NONE = 0, VQZ_FUSED_SILU = 1, VQZ_FUSED_ELU = 2 } vqz_fused_act; /* ELU: alpha 1 */
 
@@ -77,6 +80,7 @@ typedef struct {
     int residual;
     float res_scale, out_scale;
     vqz_fused_act act;
+    vqz_fused_act pre_act;
 } vqz_conv_fusion;
 
 vqz_status vqz_conv2d_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv2d_params *p, const vqz_conv_fusion *f,
@@ -86,7 +90,7 @@ vqz_status vqz_conv1d_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, con
 
 /* y[N,Co,2H,2W] = conv3x3(nearest_upsample2x(x[N,Ci,H,W])) with stride 1 and zero pad 1, computed as
  * one 2x2 convolution of x per output phase (16 instead of 36 multiply-adds per input pixel and
- * channel pair, no upsampled copy). The fusion's layouts and activation apply; no residual. */
+ * channel pair, no upsampled copy). The fusion's layouts and activation apply; no residual, no pre_act. */
 vqz_status vqz_conv2d_up2x_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv_fusion *f, const vqz_tensor *x,
                                      const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y);
 
