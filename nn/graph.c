@@ -263,9 +263,11 @@ static int node_is_conv(const vqz_node *n)
 
 /* Inference: a convolution takes over the residual add right after it (when its output feeds only that
  * add and the add's other operand dies there, so the result can overwrite it: a oneDNN sum post-op) and
- * then the SiLU or ELU right after that (when nothing else reads the value before the activation). A
- * 3x3 convolution right after a 2x upsampling that nothing else reads runs on the small image in
- * sub-pixel form (vqz_conv2d_up2x_fwd_fused), without a residual.
+ * then the SiLU or ELU right after that (when nothing else reads the value before the activation).
+ * It also takes over the node right before it when nothing else reads that node's output: a 2x
+ * upsampling before a 3x3 convolution (the sub-pixel form, vqz_conv2d_up2x_fwd_fused, without a
+ * residual), or, on channels-last data, a SiLU or ELU (done band by band as the convolution reads, so
+ * a residual block's activated input is never stored whole).
  * Training runs every node as built: the backward pass needs each intermediate value. */
 static void plan_fusion(vqz_graph *g, int train)
 {
@@ -273,6 +275,7 @@ static void plan_fusion(vqz_graph *g, int train)
         vqz_node *nd = &g->nodes[i];
         nd->fused = 0;
         nd->fuse_up = 0;
+        nd->fuse_pre_act = VQZ_FUSED_NONE;
         nd->fuse_in = nd->in;
         nd->fuse_out = nd->out;
         nd->fuse_res = 0;
@@ -286,23 +289,30 @@ static void plan_fusion(vqz_graph *g, int train)
         vqz_node *nd = &g->nodes[i];
         if (!node_is_conv(nd))
             continue;
-        vqz_node *up = i > 0 ? &g->nodes[i - 1] : NULL;
-        if (up && up->op == VQZ_NODE_UPSAMPLE2X && nd->op == VQZ_NODE_CONV2D && nd->in == up->out &&
-            g->slots[up->out].readers == 1 && nd->k == 3 && nd->stride == 1 && nd->pad_l == 1 && nd->dilation == 1) {
-            up->fused = 1;
+        vqz_node *prev = i > 0 ? &g->nodes[i - 1] : NULL;
+        int lone = prev && !prev->fused && nd->in == prev->out && g->slots[prev->out].readers == 1;
+        if (lone && prev->op == VQZ_NODE_UPSAMPLE2X && nd->op == VQZ_NODE_CONV2D && nd->k == 3 && nd->stride == 1 &&
+            nd->pad_l == 1 && nd->dilation == 1) {
+            prev->fused = VQZ_FUSED_INTO_NEXT;
             nd->fuse_up = 1;
-            nd->fuse_in = up->in;
+            nd->fuse_in = prev->in;
+        } else if (lone && prev->op == VQZ_NODE_ACT && (prev->act == VQZ_ACT_SILU || prev->act == VQZ_ACT_ELU) &&
+                   g->slots[prev->in].layout == VQZ_LAYOUT_NHWC && g->slots[nd->out].layout == VQZ_LAYOUT_NHWC) {
+            prev->fused = VQZ_FUSED_INTO_NEXT;
+            nd->fuse_pre_act = prev->act == VQZ_ACT_SILU ? VQZ_FUSED_SILU : VQZ_FUSED_ELU;
+            nd->fuse_in = prev->in;
         }
         int cur = nd->out, j = i + 1;
         if (!nd->fuse_up && j < g->n_nodes && g->nodes[j].op == VQZ_NODE_ADD && g->slots[cur].readers == 1) {
             vqz_node *add = &g->nodes[j];
             int other = add->in == cur ? add->in2 : add->in;
             const vqz_slot *so = &g->slots[other], *sc = &g->slots[cur];
-            if (other != cur && other != nd->in && so->last_use == j && so->channels == sc->channels) {
+            if (other != cur && other != nd->in && other != nd->fuse_in && so->last_use == j &&
+                so->channels == sc->channels) {
                 nd->fuse_res = 1;
                 nd->fuse_out_scale = add->in2 == cur ? add->scale : 1.0f;
                 nd->fuse_res_scale = add->in2 == cur ? 1.0f : add->scale;
-                add->fused = 1;
+                add->fused = VQZ_FUSED_INTO_PREV;
                 cur = add->out;
                 j++;
             }
@@ -310,7 +320,7 @@ static void plan_fusion(vqz_graph *g, int train)
         if (j < g->n_nodes && g->nodes[j].op == VQZ_NODE_ACT && g->nodes[j].in == cur && g->slots[cur].readers == 1 &&
             (g->nodes[j].act == VQZ_ACT_SILU || g->nodes[j].act == VQZ_ACT_ELU)) {
             nd->fuse_act = g->nodes[j].act == VQZ_ACT_SILU ? VQZ_FUSED_SILU : VQZ_FUSED_ELU;
-            g->nodes[j].fused = 1;
+            g->nodes[j].fused = VQZ_FUSED_INTO_PREV;
             cur = g->nodes[j].out;
         }
         nd->fuse_out = cur;
@@ -343,8 +353,8 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
         return VQZ_OK;
     g->plan_n = 0; /* no valid plan until this one completes */
     VQZ_TRY(propagate_shapes(g, h, w));
-    plan_fusion(g, train);
     plan_layouts(g, train);
+    plan_fusion(g, train);
 
     int ns = g->n_slots;
     interval *iv = calloc((size_t)ns, sizeof *iv);
@@ -369,10 +379,11 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
         if (s == g->input_slot)
             iv[s].end = train ? end : g->slots[s].last_use;
     }
-    /* a fused upsampling's image is never made; its input is read by the convolution after it */
+    /* the output of a node fused into the convolution after it is never made; its input is read by
+     * that convolution */
     for (int i = 0; !train && i < g->n_nodes; i++) {
         const vqz_node *nd = &g->nodes[i];
-        if (!nd->fuse_up)
+        if (!nd->fuse_up && nd->fuse_pre_act == VQZ_FUSED_NONE)
             continue;
         iv[g->nodes[i - 1].out].size = 0;
         if (iv[nd->fuse_in].end < i)
@@ -392,6 +403,8 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
         for (int i = 0; i < g->n_nodes; i++) {
             const vqz_node *nd = &g->nodes[i];
             if (nd->op != VQZ_NODE_ACT && nd->op != VQZ_NODE_ADD)
+                continue;
+            if (nd->fused == VQZ_FUSED_INTO_NEXT)
                 continue;
             if (nd->fused && nd->op == VQZ_NODE_ADD) {
                 int conv_out = g->nodes[i - 1].out, other = nd->in == conv_out ? nd->in2 : nd->in;
@@ -579,7 +592,7 @@ vqz_status vqz_graph_forward(vqz_nn_ctx *ctx, vqz_graph *g, const vqz_param_view
         }
         /* a convolution writes the last slot of its fused chain, in that slot's layout */
         vqz_conv_fusion f = {g->slots[n->fuse_in].layout, g->slots[n->fuse_out].layout, n->fuse_res,
-                             n->fuse_res_scale, n->fuse_out_scale, n->fuse_act};
+                             n->fuse_res_scale, n->fuse_out_scale, n->fuse_act, n->fuse_pre_act};
         vqz_tensor yf = vqz_graph_slot(g, n->fuse_out);
         switch (n->op) {
         case VQZ_NODE_CONV2D: {

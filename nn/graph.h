@@ -19,6 +19,9 @@ typedef enum {
     VQZ_NODE_UPSAMPLE2X
 } vqz_node_op;
 
+#define VQZ_FUSED_INTO_PREV 1
+#define VQZ_FUSED_INTO_NEXT 2
+
 typedef struct {
     vqz_node_op op;
     int in, in2, out;            /* activation slots; in2 only for ADD */
@@ -31,9 +34,10 @@ typedef struct {
     int64_t wn_off;              /* offset of the derived weight in the graph's weight-norm buffer */
 
     /* inference plan: a convolution also does the residual add and the activation that follow it */
-    int fused;                   /* this node is done by the convolution next to it */
-    int fuse_up;                 /* conv: reads the 2x upsampling before it from that node's input */
-    int fuse_in;                 /* conv: the slot it reads (its own input, or the upsampling's) */
+    int fused;                   /* done by the convolution after it (VQZ_FUSED_INTO_NEXT) or before it */
+    int fuse_up;                 /* conv: does the 2x upsampling before it (reads that node's input) */
+    vqz_fused_act fuse_pre_act;  /* conv: does the activation before it (reads that node's input) */
+    int fuse_in;                 /* conv: the slot it reads (its own input, or the fused node's) */
     int fuse_out;                /* conv: the slot it writes (its own output, or the last fused node's) */
     int fuse_res;                /* conv: 1 when it sums into the residual held in fuse_out's buffer */
     float fuse_res_scale, fuse_out_scale;
@@ -94,7 +98,7 @@ int vqz_graph_upsample2x(vqz_graph *g, int in);
 
 /* Size the arena for an input [n, C, h, w] (w = 1 for 1-D). Training keeps every activation for the
  * backward pass, in NCHW. Inference reuses memory as soon as a slot is dead, lets each convolution do
- * the residual add and activation that follow it (and a 3x3 convolution the 2x upsampling before it),
+ * the residual add and activation that follow it and the activation or 2x upsampling before it,
  * and keeps the activations of 2-D graphs channels-last (NHWC) between layers, the layout oneDNN's
  * convolutions run on; the input and output slots stay NCHW.
  * Re-planning with the same shape is free; the arena only grows. */

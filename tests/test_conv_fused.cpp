@@ -119,16 +119,20 @@ TEST_CASE("fused conv forward matches conv, residual sum and activation in eithe
                 f.res_scale = (combo & 4) ? 0.75f : 1.0f;
                 f.out_scale = (combo + i) % 2 ? 0.5f : 1.0f;
                 f.act = (vqz_fused_act)((combo + i + d1) % 3);
+                f.pre_act = (vqz_fused_act)((combo / 2 + i) % 3);
                 bool with_bias = (combo + i) % 4 != 3;
                 char what[160];
-                std::snprintf(what, sizeof what, "%s case %d x %s y %s residual %d (%.2f) scale %.2f act %d bias %d",
+                std::snprintf(what, sizeof what,
+                              "%s case %d x %s y %s residual %d (%.2f) scale %.2f act %d pre %d bias %d",
                               d1 ? "1-D" : "2-D", i, f.x_layout ? "nhwc" : "nchw", f.y_layout ? "nhwc" : "nchw",
-                              f.residual, f.res_scale, f.out_scale, (int)f.act, (int)with_bias);
+                              f.residual, f.res_scale, f.out_scale, (int)f.act, (int)f.pre_act, (int)with_bias);
                 INFO(what);
                 auto x = rand_vec(&r, g.x_size()), w = rand_vec(&r, g.w_size()), b = rand_vec(&r, g.co);
                 auto res = rand_vec(&r, g.y_size());
-                auto conv = ref_conv_fwd<double>(g, std::vector<double>(x.begin(), x.end()),
-                                                 std::vector<double>(w.begin(), w.end()), nullptr);
+                std::vector<double> xa(x.size());
+                for (size_t k = 0; k < x.size(); k++)
+                    xa[k] = ref_act(x[k], f.pre_act);
+                auto conv = ref_conv_fwd<double>(g, xa, std::vector<double>(w.begin(), w.end()), nullptr);
                 std::vector<float> ref(g.y_size());
                 for (size_t k = 0; k < ref.size(); k++) {
                     int o = (int)(k / hw_out % g.co);
@@ -141,7 +145,9 @@ TEST_CASE("fused conv forward matches conv, residual sum and activation in eithe
                 std::vector<float> y(g.y_size(), NAN);
                 if (f.residual)
                     y = f.y_layout ? to_nhwc(res, g.n, g.co, hw_out) : res;
+                std::vector<float> xkeep(xin);
                 REQUIRE(fused(ctx.c, g, d1, f, xin, w, with_bias ? &b : nullptr, y) == VQZ_OK);
+                REQUIRE(xin == xkeep); // the input activation is applied on the way, x stays
                 if (f.y_layout)
                     y = from_nhwc(y, g.n, g.co, hw_out);
                 double e = rel_err(y, ref);
@@ -153,6 +159,40 @@ TEST_CASE("fused conv forward matches conv, residual sum and activation in eithe
     }
     if (std::getenv("VQZ_TEST_VERBOSE"))
         std::printf("  fused conv: %d cases, worst rel err %.3g\n", count, worst);
+}
+
+TEST_CASE("input activation runs band by band on wide channels-last images", "[conv]")
+{
+    // rows of 64 channels x 256 pixels (64 KB): a 4 MB band holds about 64 input rows, so these
+    // images take several bands, the last one short; stride 2 and dilation 2 move the halo
+    Ctx ctx;
+    vqz_rng r;
+    vqz_rng_seed(&r, 44);
+    const RefConv cases[] = {c2(1, 64, 150, 256, 4, 3, 1, 1, 1), c2(2, 64, 131, 256, 3, 3, 2, 1, 1),
+                             c2(1, 64, 140, 256, 5, 3, 1, 2, 2), c2(1, 64, 97, 256, 6, 1, 1, 0, 1)};
+    for (int i = 0; i < 4; i++) {
+        const RefConv &g = cases[i];
+        INFO("case " << i);
+        vqz_conv_fusion f = {VQZ_LAYOUT_NHWC, VQZ_LAYOUT_NHWC, i % 2, 1.0f, 0.5f,
+                             i == 1 ? VQZ_FUSED_ELU : VQZ_FUSED_NONE, i == 2 ? VQZ_FUSED_ELU : VQZ_FUSED_SILU};
+        int hw_in = g.ih * g.iw, hw_out = g.oh() * g.ow();
+        auto x = rand_vec(&r, g.x_size(), -3.0f, 3.0f), w = rand_vec(&r, g.w_size(), -0.1f, 0.1f);
+        auto b = rand_vec(&r, g.co), res = rand_vec(&r, g.y_size());
+        std::vector<double> xa(x.size());
+        for (size_t k = 0; k < x.size(); k++)
+            xa[k] = ref_act(x[k], f.pre_act);
+        auto conv = ref_conv_fwd<double>(g, xa, std::vector<double>(w.begin(), w.end()), nullptr);
+        std::vector<float> ref(g.y_size());
+        for (size_t k = 0; k < ref.size(); k++) {
+            double v = f.out_scale * (conv[k] + b[k / hw_out % g.co]) + (f.residual ? f.res_scale * res[k] : 0.0);
+            ref[k] = (float)ref_act(v, f.act);
+        }
+        std::vector<float> xin = to_nhwc(x, g.n, g.ci, hw_in);
+        std::vector<float> y = f.residual ? to_nhwc(res, g.n, g.co, hw_out) : std::vector<float>(g.y_size(), NAN);
+        REQUIRE(fused(ctx.c, g, false, f, xin, w, &b, y) == VQZ_OK);
+        double e = rel_err(from_nhwc(y, g.n, g.co, hw_out), ref);
+        CHECK(e <= 1e-5);
+    }
 }
 
 TEST_CASE("sub-pixel upsampling conv matches nearest 2x upsampling then the 3x3 conv", "[conv]")
@@ -169,7 +209,7 @@ TEST_CASE("sub-pixel upsampling conv matches nearest 2x upsampling then the 3x3 
         for (int combo = 0; combo < 4; combo++) {
             vqz_conv_fusion f = {combo & 1 ? VQZ_LAYOUT_NHWC : VQZ_LAYOUT_NCHW,
                                  combo & 2 ? VQZ_LAYOUT_NHWC : VQZ_LAYOUT_NCHW, 0, 0.0f, (i + combo) % 2 ? 0.5f : 1.0f,
-                                 (vqz_fused_act)((i + combo) % 3)};
+                                 (vqz_fused_act)((i + combo) % 3), VQZ_FUSED_NONE};
             char what[128];
             std::snprintf(what, sizeof what, "case %d x %s y %s scale %.1f act %d", i, f.x_layout ? "nhwc" : "nchw",
                           f.y_layout ? "nhwc" : "nchw", f.out_scale, (int)f.act);
@@ -209,9 +249,12 @@ TEST_CASE("sub-pixel upsampling conv matches nearest 2x upsampling then the 3x3 
     // a residual cannot be fused into it; the kernel must be 3x3; y must be twice x
     std::vector<float> x(2 * 4 * 3 * 3, 0.1f), w(4 * 4 * 9, 0.1f), y(2 * 4 * 6 * 6);
     vqz_tensor xt = vqz_t4(x.data(), 2, 4, 3, 3), wt = vqz_t4(w.data(), 4, 4, 3, 3), yt = vqz_t4(y.data(), 2, 4, 6, 6);
-    vqz_conv_fusion f = {VQZ_LAYOUT_NHWC, VQZ_LAYOUT_NHWC, 1, 1.0f, 1.0f, VQZ_FUSED_NONE};
+    vqz_conv_fusion f = {VQZ_LAYOUT_NHWC, VQZ_LAYOUT_NHWC, 1, 1.0f, 1.0f, VQZ_FUSED_NONE, VQZ_FUSED_NONE};
     REQUIRE(vqz_conv2d_up2x_fwd_fused(ctx.c, &f, &xt, &wt, nullptr, &yt) == VQZ_ERR_UNSUPPORTED);
     f.residual = 0;
+    f.pre_act = VQZ_FUSED_SILU;
+    REQUIRE(vqz_conv2d_up2x_fwd_fused(ctx.c, &f, &xt, &wt, nullptr, &yt) == VQZ_ERR_UNSUPPORTED);
+    f.pre_act = VQZ_FUSED_NONE;
     REQUIRE(vqz_conv2d_up2x_fwd_fused(ctx.c, &f, &xt, &wt, nullptr, &yt) == VQZ_OK);
     vqz_tensor w1 = vqz_t4(w.data(), 4, 4, 1, 1);
     REQUIRE(vqz_conv2d_up2x_fwd_fused(ctx.c, &f, &xt, &w1, nullptr, &yt) == VQZ_ERR_SHAPE);
@@ -225,7 +268,7 @@ TEST_CASE("fused conv rejects overlapping buffers, unknown layouts, bad scales a
     std::vector<float> x(2 * 4 * 6 * 6, 0.5f), w(4 * 4 * 9, 0.1f), y(2 * 4 * 6 * 6);
     vqz_tensor xt = vqz_t4(x.data(), 2, 4, 6, 6), wt = vqz_t4(w.data(), 4, 4, 3, 3), yt = vqz_t4(y.data(), 2, 4, 6, 6);
     vqz_conv2d_params p = {1, 1, 1, VQZ_PAD_ZERO};
-    vqz_conv_fusion f = {VQZ_LAYOUT_NHWC, VQZ_LAYOUT_NHWC, 1, 1.0f, 0.5f, VQZ_FUSED_SILU};
+    vqz_conv_fusion f = {VQZ_LAYOUT_NHWC, VQZ_LAYOUT_NHWC, 1, 1.0f, 0.5f, VQZ_FUSED_SILU, VQZ_FUSED_NONE};
     REQUIRE(vqz_conv2d_fwd_fused(ctx.c, &p, &f, &xt, &wt, nullptr, &yt) == VQZ_OK);
 
     REQUIRE(vqz_conv2d_fwd_fused(ctx.c, &p, &f, &xt, &wt, nullptr, &xt) == VQZ_ERR_INVALID_ARG);
@@ -238,6 +281,10 @@ TEST_CASE("fused conv rejects overlapping buffers, unknown layouts, bad scales a
     bad = f;
     bad.act = (vqz_fused_act)9;
     REQUIRE(vqz_conv2d_fwd_fused(ctx.c, &p, &bad, &xt, &wt, nullptr, &yt) == VQZ_ERR_INVALID_ARG);
+    bad = f;
+    bad.pre_act = (vqz_fused_act)-1;
+    REQUIRE(vqz_conv2d_fwd_fused(ctx.c, &p, &bad, &xt, &wt, nullptr, &yt) == VQZ_ERR_INVALID_ARG);
+    REQUIRE(std::string(vqz_last_error()).find("input activation") != std::string::npos);
     bad = f;
     bad.res_scale = NAN;
     REQUIRE(vqz_conv2d_fwd_fused(ctx.c, &p, &bad, &xt, &wt, nullptr, &yt) == VQZ_ERR_INVALID_ARG);
@@ -320,21 +367,27 @@ TEST_CASE("inference plans fuse adds and activations into convolutions and agree
         CHECK(e_enc <= 1e-5);
         CHECK(e_dec <= 1e-5);
 
-        // the decoder's plan: every resblock's add and its inner activation are done by a convolution,
+        // the decoder's plan: every resblock's add and both activations are done by its convolutions
+        // (act2 and the output activation after the last add as post-ops; act1, whose input the add
+        // still needs, band by band as conv1 reads), every upsampling by the convolution after it,
         // interior activations are channels-last, the ends NCHW
         vqz_graph *g = &m->dec;
-        int adds = 0, fused_adds = 0, fused_acts = 0;
+        int adds = 0, fused_adds = 0, post_acts = 0, pre_acts = 0, ups = 0, fused_ups = 0;
         for (int i = 0; i < g->n_nodes; i++) {
             const vqz_node *nd = &g->nodes[i];
             adds += nd->op == VQZ_NODE_ADD;
-            fused_adds += nd->op == VQZ_NODE_ADD && nd->fused;
-            fused_acts += nd->op == VQZ_NODE_ACT && nd->fused;
+            fused_adds += nd->op == VQZ_NODE_ADD && nd->fused == VQZ_FUSED_INTO_PREV;
+            post_acts += nd->op == VQZ_NODE_ACT && nd->fused == VQZ_FUSED_INTO_PREV;
+            pre_acts += nd->op == VQZ_NODE_ACT && nd->fused == VQZ_FUSED_INTO_NEXT;
+            ups += nd->op == VQZ_NODE_UPSAMPLE2X;
+            fused_ups += nd->op == VQZ_NODE_UPSAMPLE2X && nd->fused == VQZ_FUSED_INTO_NEXT;
         }
         CHECK(adds == 2 * (1 + c.n_stages));
         CHECK(fused_adds == adds);
-        // act2 of each block, and the output activation after the last add; act1 reads x, which the
-        // block's add still needs
-        CHECK(fused_acts == adds + 1);
+        CHECK(post_acts == adds + 1);
+        CHECK(pre_acts == adds);
+        CHECK(ups == c.n_stages);
+        CHECK(fused_ups == ups);
         CHECK(g->slots[g->input_slot].layout == VQZ_LAYOUT_NCHW);
         CHECK(g->slots[g->output_slot].layout == VQZ_LAYOUT_NCHW);
         for (int s = 0; s < g->n_slots; s++)
