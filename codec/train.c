@@ -254,7 +254,7 @@ static vqz_status add_disc_tensors(vqz_bundle_writer *w, const vqz_disc *d)
 
 /* Restore them; a checkpoint written before the stage existed holds none, and the fresh discriminator
  * stays as initialised. */
-static vqz_status load_disc_tensors(vqz_bundle *b, const char *path, vqz_disc *d, int64_t step)
+static vqz_status load_disc_tensors(vqz_bundle *b, vqz_disc *d, int64_t step)
 {
     vqz_tensor_info ti;
     if (vqz_bundle_find(b, "train.disc.adam_m", &ti) != VQZ_OK)
@@ -269,7 +269,6 @@ static vqz_status load_disc_tensors(vqz_bundle *b, const char *path, vqz_disc *d
     VQZ_TRY(vqz_bundle_get_f32(b, "train.disc.adam_m", 1, sh, d->adam_m));
     VQZ_TRY(vqz_bundle_get_f32(b, "train.disc.adam_v", 1, sh, d->adam_v));
     d->step = step;
-    (void)path;
     return VQZ_OK;
 }
 
@@ -300,10 +299,8 @@ static vqz_status save(trainer *t, int model_only)
         const vqz_param_info *p = &m->info[i];
         s = vqz_bundle_writer_add(w, p->name, p->ndim, p->shape, m->params + p->offset, VQZ_DTYPE_F32);
     }
-    int64_t lk = (int64_t)m->cfg.levels * m->cfg.codebook_size;
     int64_t sh_train[1] = {m->n_train}, sh_count[2] = {m->cfg.levels, m->cfg.codebook_size},
             sh_sum[3] = {m->cfg.levels, m->cfg.codebook_size, m->cfg.latent_dim};
-    (void)lk;
     if (s == VQZ_OK)
         s = vqz_bundle_writer_add(w, "train.adam_m", 1, sh_train, m->adam_m, VQZ_DTYPE_F32);
     if (s == VQZ_OK)
@@ -381,7 +378,7 @@ static vqz_status load_checkpoint(trainer *t, const char *path)
     if (s == VQZ_OK && t->rs.gan_from > 0 && t->rs.cfg.kind == VQZ_NET_AUDIO) {
         s = vqz_disc_create(NULL, t->rs.seed ^ UINT64_C(0x64697363), &t->disc);
         if (s == VQZ_OK)
-            s = load_disc_tensors(b, path, t->disc, t->disc_step_saved);
+            s = load_disc_tensors(b, t->disc, t->disc_step_saved);
     }
     if (s == VQZ_OK)
         m->step = t->step; /* AdamW's bias correction continues from here */
