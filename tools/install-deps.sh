@@ -4,6 +4,7 @@
 # as arguments (bench/ passes the PyTorch and reference-codec packages it needs); `--bench` adds the
 # measurement packages of the rate-distortion benchmark (bench/rd.sh): the reference codecs' command-line
 # tools, SoX, and Debian's Python with numpy, scipy and matplotlib.
+# python3-zstandard is for the tests: they run the independent reader tools/vqz_reader.py on the vectors.
 set -e
 BENCH_PKGS="libjpeg-turbo-progs webp libavif-bin libjxl-tools opus-tools codec2 sox libsox-fmt-base
             python3-matplotlib python3-numpy python3-scipy python3-numba python3-venv python3-dev"
@@ -15,7 +16,7 @@ for a in "$@"; do
     esac
 done
 PKGS="make gcc g++ pkg-config libpng-dev libjpeg62-turbo-dev libsndfile1-dev libzstd-dev libdnnl-dev
-      libopenblas-openmp-dev libfftw3-dev libcjson-dev libsoxr-dev catch2 $EXTRA"
+      libopenblas-openmp-dev libfftw3-dev libcjson-dev libsoxr-dev catch2 python3 python3-zstandard $EXTRA"
 missing=""
 for p in $PKGS; do
     st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
