@@ -15,6 +15,7 @@ vqz_status vqz_cuda_state_create(void **state);
 int vqz_cuda_available(void);
 }
 #include "kernels/cuda_common.h"
+#include "kernels/cuda_ops.h"
 
 #define VQZ_STR2(x) #x
 #define VQZ_STR(x) VQZ_STR2(x)
@@ -59,6 +60,7 @@ static void load_cublas_once(void)
         {"cublasSetStream_v2", (void **)&vqz_cublas.set_stream},
         {"cublasSetMathMode", (void **)&vqz_cublas.set_math_mode},
         {"cublasSgemm_v2", (void **)&vqz_cublas.sgemm},
+        {"cublasSgemmStridedBatched", (void **)&vqz_cublas.sgemm_strided_batched},
     };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         *fns[i].slot = dlsym(h, fns[i].name);
@@ -132,9 +134,106 @@ extern "C" void vqz_cuda_state_free(void *state)
     vqz_cuda_state *st = (vqz_cuda_state *)state;
     if (!st)
         return;
+    if (st->ws)
+        cudaFree(st->ws);
     if (st->cublas)
         vqz_cublas.destroy((cublasHandle_t)st->cublas);
     if (st->stream)
         cudaStreamDestroy((cudaStream_t)st->stream);
     free(st);
+}
+
+/* ---------------------------------------------------------------------------------------- memory */
+
+extern "C" vqz_status vqz_cuda_malloc(void *st, size_t bytes, void **p)
+{
+    (void)st;
+    *p = NULL;
+    if (bytes == 0)
+        bytes = 1;
+    cudaError_t e = cudaMalloc(p, bytes);
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        *p = NULL;
+        return vqz_fail(e == cudaErrorMemoryAllocation ? VQZ_ERR_NOMEM : VQZ_ERR_CUDA,
+                        "CUDA: cannot allocate %.1f MiB of device memory (%s)", (double)bytes / 1048576.0,
+                        cudaGetErrorString(e));
+    }
+    return VQZ_OK;
+}
+
+extern "C" void vqz_cuda_free(void *st, void *p)
+{
+    (void)st;
+    if (p)
+        cudaFree(p);
+}
+
+static vqz_status copy(void *st, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind, const char *op)
+{
+    if (bytes == 0)
+        return VQZ_OK;
+    VQZ_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, VQZ_CUDA_STREAM(st)), op);
+    return VQZ_OK;
+}
+
+extern "C" vqz_status vqz_cuda_h2d(void *st, void *dst, const void *src, size_t bytes)
+{
+    VQZ_TRY(copy(st, dst, src, bytes, cudaMemcpyHostToDevice, "CUDA copy to the device"));
+    /* pageable host memory: the source may be reused by the caller as soon as this returns */
+    VQZ_CUDA_CHECK(cudaStreamSynchronize(VQZ_CUDA_STREAM(st)), "CUDA copy to the device");
+    return VQZ_OK;
+}
+
+extern "C" vqz_status vqz_cuda_d2h(void *st, void *dst, const void *src, size_t bytes)
+{
+    VQZ_TRY(copy(st, dst, src, bytes, cudaMemcpyDeviceToHost, "CUDA copy to the host"));
+    VQZ_CUDA_CHECK(cudaStreamSynchronize(VQZ_CUDA_STREAM(st)), "CUDA copy to the host");
+    return VQZ_OK;
+}
+
+extern "C" vqz_status vqz_cuda_d2d(void *st, void *dst, const void *src, size_t bytes)
+{
+    return copy(st, dst, src, bytes, cudaMemcpyDeviceToDevice, "CUDA copy on the device");
+}
+
+extern "C" vqz_status vqz_cuda_memset0(void *st, void *dst, size_t bytes)
+{
+    if (bytes == 0)
+        return VQZ_OK;
+    VQZ_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, VQZ_CUDA_STREAM(st)), "CUDA memset");
+    return VQZ_OK;
+}
+
+extern "C" vqz_status vqz_cuda_sync(void *st)
+{
+    VQZ_CUDA_CHECK(cudaStreamSynchronize(VQZ_CUDA_STREAM(st)), "CUDA stream");
+    return VQZ_OK;
+}
+
+extern "C" vqz_status vqz_cuda_workspace(void *state, size_t bytes, void **p)
+{
+    vqz_cuda_state *st = (vqz_cuda_state *)state;
+    if (bytes > st->ws_size) {
+        /* the previous op may still read the old buffer: freeing waits for it (cudaFree synchronises) */
+        if (st->ws)
+            cudaFree(st->ws);
+        st->ws = NULL;
+        st->ws_size = 0;
+        size_t want = bytes + bytes / 4; /* headroom, so slowly growing requests do not reallocate each time */
+        VQZ_TRY(vqz_cuda_malloc(st, want, &st->ws));
+        st->ws_size = want;
+    }
+    *p = st->ws;
+    return VQZ_OK;
+}
+
+extern "C" int vqz_cuda_is_device_ptr(const void *p)
+{
+    cudaPointerAttributes a;
+    if (!p || cudaPointerGetAttributes(&a, p) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+    return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
 }

@@ -12,6 +12,9 @@
 
 #include "common/status.h"
 #include "nn/ops.h"
+#ifdef VQZ_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 /* Primitive creation costs milliseconds, so primitives are cached per problem; a model has a few
  * dozen distinct convolutions, and the cap only bounds growth when input shapes keep changing. */
@@ -980,12 +983,11 @@ static vqz_status check_shape(const vqz_tensor *t, int ndim, const int64_t *want
 static vqz_status check_devices(const vqz_nn_ctx *ctx, const vqz_tensor *const *t, const char *const *names,
                                 int count, const char *op)
 {
-    if (ctx->device == VQZ_CUDA)
-        return vqz_fail(VQZ_ERR_NO_CUDA, "%s: the CUDA convolution is not available in this build", op);
     for (int i = 0; i < count; i++) {
         if (!t[i])
             continue;
-        VQZ_FAIL_IF(t[i]->device != VQZ_CPU, VQZ_ERR_INVALID_ARG, "%s: %s is not a CPU tensor", op, names[i]);
+        VQZ_FAIL_IF(t[i]->device != ctx->device, VQZ_ERR_INVALID_ARG, "%s: %s is not a %s tensor", op, names[i],
+                    ctx->device == VQZ_CUDA ? "CUDA" : "CPU");
         VQZ_FAIL_IF(!t[i]->data, VQZ_ERR_INVALID_ARG, "%s: %s has no data", op, names[i]);
     }
     return VQZ_OK;
@@ -1019,6 +1021,54 @@ static vqz_status check_fusion(const vqz_conv_fusion *f, const conv_geom *g, con
     VQZ_FAIL_IF(xa < yb && ya < xb, VQZ_ERR_INVALID_ARG, "%s: x and y overlap", op);
     return VQZ_OK;
 }
+
+/* ---------------------------------------------------------------------------------- CUDA twin */
+#ifdef VQZ_HAVE_CUDA
+/* The fusion in the CUDA twin's terms; the twin keeps activations in NCHW / NCT only (the graph plans
+ * CUDA activations that way). */
+static vqz_status cuda_fusion(const vqz_conv_fusion *f, vqz_cuda_fusion *cf, const char *op)
+{
+    if (!f)
+        return VQZ_OK;
+    VQZ_FAIL_IF(f->x_layout != VQZ_LAYOUT_NCHW || f->y_layout != VQZ_LAYOUT_NCHW, VQZ_ERR_UNSUPPORTED,
+                "%s: the CUDA convolutions take channels-first data only", op);
+    cf->residual = f->residual;
+    cf->res_scale = f->res_scale;
+    cf->out_scale = f->out_scale;
+    cf->act = (int)f->act;
+    cf->pre_act = (int)f->pre_act;
+    return VQZ_OK;
+}
+
+static vqz_status cuda_forward(vqz_nn_ctx *ctx, const conv_geom *g, int dims, const float *x, const float *w,
+                               const float *b, float *y, const vqz_conv_fusion *f, const char *op)
+{
+    vqz_cuda_fusion cf;
+    VQZ_TRY(cuda_fusion(f, &cf, op));
+    const vqz_cuda_fusion *fp = f ? &cf : NULL;
+    if (g->deconv)
+        return vqz_cuda_convtr1d_fwd(ctx->cuda, x, w, b, y, g->n, g->ci, g->iw, g->co, (int)g->kw, (int)g->sw,
+                                     (int)g->pl, (int)g->pr);
+    if (dims == 1)
+        return vqz_cuda_conv1d_fwd(ctx->cuda, x, w, b, y, g->n, g->ci, g->iw, g->co, (int)g->kw, (int)g->sw,
+                                   (int)g->pl, (int)g->pr, (int)g->dw, (int)g->mode, fp);
+    return vqz_cuda_conv2d_fwd(ctx->cuda, x, w, b, y, g->n, g->ci, g->ih, g->iw, g->co, (int)g->kh, (int)g->sh,
+                               (int)g->pt, (int)g->dh, (int)g->mode, fp);
+}
+
+static vqz_status cuda_backward(vqz_nn_ctx *ctx, const conv_geom *g, int dims, const float *x, const float *w,
+                                const float *dy, float *dx, float *dw, float *db)
+{
+    if (g->deconv)
+        return vqz_cuda_convtr1d_bwd(ctx->cuda, x, w, dy, dx, dw, db, g->n, g->ci, g->iw, g->co, (int)g->kw,
+                                     (int)g->sw, (int)g->pl, (int)g->pr);
+    if (dims == 1)
+        return vqz_cuda_conv1d_bwd(ctx->cuda, x, w, dy, dx, dw, db, g->n, g->ci, g->iw, g->co, (int)g->kw,
+                                   (int)g->sw, (int)g->pl, (int)g->pr, (int)g->dw, (int)g->mode);
+    return vqz_cuda_conv2d_bwd(ctx->cuda, x, w, dy, dx, dw, db, g->n, g->ci, g->ih, g->iw, g->co, (int)g->kh,
+                               (int)g->sh, (int)g->pt, (int)g->dh, (int)g->mode);
+}
+#endif
 
 /* ------------------------------------------------------------------------------------ conv2d */
 
@@ -1076,6 +1126,8 @@ vqz_status vqz_conv2d_fwd(vqz_nn_ctx *ctx, const vqz_conv2d_params *p, const vqz
     const vqz_tensor *t[] = {x, w, b, y};
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
+    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, b ? b->data : NULL, y->data,
+                                  NULL, op));
     vqz_nn_ctx_enter(ctx);
     return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
 }
@@ -1092,6 +1144,8 @@ vqz_status vqz_conv2d_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv2d_params *p, con
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
     VQZ_TRY(check_fusion(f, &g, x, y, op));
+    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, b ? b->data : NULL, y->data,
+                                  f, op));
     vqz_nn_ctx_enter(ctx);
     return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
 }
@@ -1113,6 +1167,15 @@ vqz_status vqz_conv2d_up2x_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv_fusion *f, 
     VQZ_TRY(check_fusion(f, &g, x, y, op));
     VQZ_FAIL_IF(f->residual || f->pre_act != VQZ_FUSED_NONE, VQZ_ERR_UNSUPPORTED,
                 "%s: no residual sum or input activation with an upsampling convolution", op);
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, op));
+#ifdef VQZ_HAVE_CUDA
+        vqz_cuda_fusion cf;
+        VQZ_TRY(cuda_fusion(f, &cf, op));
+        return vqz_cuda_conv2d_up2x_fwd(ctx->cuda, x->data, w->data, b ? b->data : NULL, y->data, g.n, g.ci, g.ih,
+                                        g.iw, g.co, &cf);
+#endif
+    }
     vqz_nn_ctx_enter(ctx);
     return up2x_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
 }
@@ -1137,6 +1200,8 @@ vqz_status vqz_conv2d_bwd(vqz_nn_ctx *ctx, const vqz_conv2d_params *p, const vqz
     const vqz_tensor *t[] = {x, w, dy, dx, dw, db};
     const char *names[] = {"x", "w", "dy", "dx", "dw", "db"};
     VQZ_TRY(check_devices(ctx, t, names, 6, op));
+    VQZ_ON_CUDA(ctx, cuda_backward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, dy->data, dx ? dx->data : NULL,
+                                   dw ? dw->data : NULL, db ? db->data : NULL));
     vqz_nn_ctx_enter(ctx);
     return conv_backward(ctx, &g, x->data, w->data, dy->data, dx ? dx->data : NULL, dw ? dw->data : NULL,
                          db ? db->data : NULL, op);
@@ -1202,6 +1267,8 @@ vqz_status vqz_conv1d_fwd(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, const vqz
     const vqz_tensor *t[] = {x, w, b, y};
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
+    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, b ? b->data : NULL, y->data,
+                                  NULL, op));
     vqz_nn_ctx_enter(ctx);
     return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
 }
@@ -1218,6 +1285,8 @@ vqz_status vqz_conv1d_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, con
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
     VQZ_TRY(check_fusion(f, &g, x, y, op));
+    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, b ? b->data : NULL, y->data,
+                                  f, op));
     vqz_nn_ctx_enter(ctx);
     return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
 }
@@ -1242,6 +1311,8 @@ vqz_status vqz_conv1d_bwd(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, const vqz
     const vqz_tensor *t[] = {x, w, dy, dx, dw, db};
     const char *names[] = {"x", "w", "dy", "dx", "dw", "db"};
     VQZ_TRY(check_devices(ctx, t, names, 6, op));
+    VQZ_ON_CUDA(ctx, cuda_backward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, dy->data, dx ? dx->data : NULL,
+                                   dw ? dw->data : NULL, db ? db->data : NULL));
     vqz_nn_ctx_enter(ctx);
     return conv_backward(ctx, &g, x->data, w->data, dy->data, dx ? dx->data : NULL, dw ? dw->data : NULL,
                          db ? db->data : NULL, op);
@@ -1301,6 +1372,8 @@ vqz_status vqz_convtr1d_fwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const
     const vqz_tensor *t[] = {x, w, b, y};
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
+    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, b ? b->data : NULL, y->data,
+                                  NULL, op));
     vqz_nn_ctx_enter(ctx);
     return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
 }
@@ -1325,6 +1398,8 @@ vqz_status vqz_convtr1d_bwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const
     const vqz_tensor *t[] = {x, w, dy, dx, dw, db};
     const char *names[] = {"x", "w", "dy", "dx", "dw", "db"};
     VQZ_TRY(check_devices(ctx, t, names, 6, op));
+    VQZ_ON_CUDA(ctx, cuda_backward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, dy->data, dx ? dx->data : NULL,
+                                   dw ? dw->data : NULL, db ? db->data : NULL));
     vqz_nn_ctx_enter(ctx);
     return conv_backward(ctx, &g, x->data, w->data, dy->data, dx ? dx->data : NULL, dw ? dw->data : NULL,
                          db ? db->data : NULL, op);

@@ -43,9 +43,9 @@ vqz_status vqz_nn_ctx_create(vqz_nn_ctx **out, vqz_device_kind kind, int threads
         return vqz_fail(VQZ_ERR_NOMEM, "vqz_nn_ctx_create: out of memory");
     ctx->threads = threads > 0 ? threads : vqz_get_threads();
     ctx->device = VQZ_CPU;
-    /* The CUDA twin of the ops (kernels/) is not complete: until it is, AUTO stays on the CPU so that a
-     * machine with a GPU still codes and trains; an explicit CUDA request gets the device and the ops'
-     * VQZ_ERR_NO_CUDA errors. */
+    /* The CUDA twin (kernels/) runs encoding and decoding but has not yet been checked on a GPU, and
+     * training runs on the CPU only: until both change, AUTO stays on the CPU so that a machine with a
+     * GPU codes and trains as tested; an explicit CUDA request gets the device. */
     int cuda_ops_complete = 0;
     if (kind == VQZ_DEVICE_CUDA || (kind == VQZ_DEVICE_AUTO && cuda_ops_complete)) {
         vqz_status s = vqz_cuda_state_create(&ctx->cuda);
@@ -69,6 +69,18 @@ void vqz_nn_ctx_free(vqz_nn_ctx *ctx)
     if (ctx->cuda)
         vqz_cuda_state_free(ctx->cuda);
     free(ctx);
+}
+
+vqz_status vqz_nn_cuda_ready(const vqz_nn_ctx *ctx, const char *op)
+{
+#ifdef VQZ_HAVE_CUDA
+    if (ctx->device == VQZ_CUDA && ctx->cuda)
+        return VQZ_OK;
+    return vqz_fail(VQZ_ERR_NO_CUDA, "%s: this context has no CUDA device", op);
+#else
+    (void)ctx;
+    return vqz_fail(VQZ_ERR_NO_CUDA, "%s: this build of libvqz has no CUDA support", op);
+#endif
 }
 
 void vqz_nn_ctx_enter(const vqz_nn_ctx *ctx)

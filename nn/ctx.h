@@ -20,6 +20,28 @@ void vqz_nn_ctx_free(vqz_nn_ctx *ctx);
 /* Make the context's thread count current for OpenMP and OpenBLAS on the calling thread. */
 void vqz_nn_ctx_enter(const vqz_nn_ctx *ctx);
 
+/* VQZ_OK when ctx runs on CUDA with a usable device state; VQZ_ERR_NO_CUDA naming op otherwise (always in a
+ * build without nvcc). */
+vqz_status vqz_nn_cuda_ready(const vqz_nn_ctx *ctx, const char *op);
+
+/* In an op, after its checks: hand the op to its CUDA twin (kernels/cuda_ops.h) when the context runs on
+ * CUDA. A build without nvcc has no twin: a CUDA context there gets VQZ_ERR_NO_CUDA. */
+#ifdef VQZ_HAVE_CUDA
+#define VQZ_ON_CUDA(ctx, call)                                          \
+    do {                                                                \
+        if ((ctx)->device == VQZ_CUDA) {                                \
+            vqz_status vqz_oc_s_ = vqz_nn_cuda_ready((ctx), __func__);  \
+            return vqz_oc_s_ != VQZ_OK ? vqz_oc_s_ : (call);            \
+        }                                                               \
+    } while (0)
+#else
+#define VQZ_ON_CUDA(ctx, call)                          \
+    do {                                                \
+        if ((ctx)->device == VQZ_CUDA)                  \
+            return vqz_nn_cuda_ready((ctx), __func__);  \
+    } while (0)
+#endif
+
 /* Backend hooks implemented by the conv module and by kernels/. */
 void vqz_dnnl_state_free(void *state);
 vqz_status vqz_cuda_state_create(void **state);

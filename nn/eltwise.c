@@ -8,6 +8,9 @@
 
 #include "common/status.h"
 #include "nn/ops.h"
+#ifdef VQZ_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* Lets GCC turn the selects below into vector blends; we never read floating-point exception flags,
@@ -35,12 +38,16 @@ static shape_buf shape_of(const vqz_tensor *t)
     return b;
 }
 
-/* Enters the context and refuses devices this file cannot serve. */
+/* The device of the op being checked on this thread: every op starts with op_begin, and its tensors
+ * must live where its context runs. */
+static _Thread_local vqz_dev op_device;
+
+/* Enters the context and notes its device for the tensor checks. */
 static vqz_status op_begin(vqz_nn_ctx *ctx, const char *op)
 {
     VQZ_FAIL_IF(!ctx, VQZ_ERR_INVALID_ARG, "%s: ctx is NULL", op);
     vqz_nn_ctx_enter(ctx);
-    VQZ_FAIL_IF(ctx->device == VQZ_CUDA, VQZ_ERR_NO_CUDA, "%s: no CUDA implementation in this build", op);
+    op_device = ctx->device;
     return VQZ_OK;
 }
 
@@ -52,7 +59,8 @@ static vqz_status check_tensor(const vqz_tensor *t, const char *op, const char *
     for (int i = 0; i < t->ndim; i++)
         VQZ_FAIL_IF(t->shape[i] < 0, VQZ_ERR_SHAPE, "%s: %s has negative extent %lld in dim %d", op, name,
                     (long long)t->shape[i], i);
-    VQZ_FAIL_IF(t->device != VQZ_CPU, VQZ_ERR_INVALID_ARG, "%s: %s is not a CPU tensor", op, name);
+    VQZ_FAIL_IF(t->device != op_device, VQZ_ERR_INVALID_ARG, "%s: %s is not a %s tensor", op, name,
+                op_device == VQZ_CUDA ? "CUDA" : "CPU");
     VQZ_FAIL_IF(!t->data && vqz_tensor_numel(t) > 0, VQZ_ERR_INVALID_ARG, "%s: %s has no data", op, name);
     return VQZ_OK;
 }
@@ -188,6 +196,7 @@ static vqz_status unary_bwd_checks(vqz_nn_ctx *ctx, const char *op, const vqz_te
 vqz_status vqz_silu_fwd(vqz_nn_ctx *ctx, const vqz_tensor *x, vqz_tensor *y)
 {
     VQZ_TRY(unary_checks(ctx, "silu_fwd", x, y));
+    VQZ_ON_CUDA(ctx, vqz_cuda_silu_fwd(ctx->cuda, x->data, y->data, vqz_tensor_numel(x)));
     const float *xp = x->data;
     float *yp = y->data;
     int64_t n = vqz_tensor_numel(x);
@@ -208,6 +217,7 @@ vqz_status vqz_silu_bwd(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *
     VQZ_TRY(unary_bwd_checks(ctx, "silu_bwd", x, dy, dx));
     if (!dx)
         return VQZ_OK;
+    VQZ_ON_CUDA(ctx, vqz_cuda_silu_bwd(ctx->cuda, x->data, dy->data, dx->data, vqz_tensor_numel(x)));
     const float *xp = x->data, *g = dy->data;
     float *o = dx->data;
     int64_t n = vqz_tensor_numel(x);
@@ -226,6 +236,7 @@ vqz_status vqz_silu_bwd(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *
 vqz_status vqz_elu_fwd(vqz_nn_ctx *ctx, float alpha, const vqz_tensor *x, vqz_tensor *y)
 {
     VQZ_TRY(unary_checks(ctx, "elu_fwd", x, y));
+    VQZ_ON_CUDA(ctx, vqz_cuda_elu_fwd(ctx->cuda, alpha, x->data, y->data, vqz_tensor_numel(x)));
     const float *xp = x->data;
     float *yp = y->data;
     int64_t n = vqz_tensor_numel(x);
@@ -243,6 +254,7 @@ vqz_status vqz_elu_bwd(vqz_nn_ctx *ctx, float alpha, const vqz_tensor *x, const 
     VQZ_TRY(unary_bwd_checks(ctx, "elu_bwd", x, dy, dx));
     if (!dx)
         return VQZ_OK;
+    VQZ_ON_CUDA(ctx, vqz_cuda_elu_bwd(ctx->cuda, alpha, x->data, dy->data, dx->data, vqz_tensor_numel(x)));
     const float *xp = x->data, *g = dy->data;
     float *o = dx->data;
     int64_t n = vqz_tensor_numel(x);
@@ -258,6 +270,7 @@ vqz_status vqz_elu_bwd(vqz_nn_ctx *ctx, float alpha, const vqz_tensor *x, const 
 vqz_status vqz_leaky_relu_fwd(vqz_nn_ctx *ctx, float slope, const vqz_tensor *x, vqz_tensor *y)
 {
     VQZ_TRY(unary_checks(ctx, "leaky_relu_fwd", x, y));
+    VQZ_ON_CUDA(ctx, vqz_cuda_leaky_relu_fwd(ctx->cuda, slope, x->data, y->data, vqz_tensor_numel(x)));
     const float *xp = x->data;
     float *yp = y->data;
     int64_t n = vqz_tensor_numel(x);
@@ -275,6 +288,7 @@ vqz_status vqz_leaky_relu_bwd(vqz_nn_ctx *ctx, float slope, const vqz_tensor *x,
     VQZ_TRY(unary_bwd_checks(ctx, "leaky_relu_bwd", x, dy, dx));
     if (!dx)
         return VQZ_OK;
+    VQZ_ON_CUDA(ctx, vqz_cuda_leaky_relu_bwd(ctx->cuda, slope, x->data, dy->data, dx->data, vqz_tensor_numel(x)));
     const float *xp = x->data, *g = dy->data;
     float *o = dx->data;
     int64_t n = vqz_tensor_numel(x);
@@ -317,6 +331,7 @@ vqz_status vqz_snake_fwd(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor 
     VQZ_TRY(check_tensor(y, op, "y"));
     VQZ_TRY(check_same(x, y, op, "x", "y"));
     int64_t C = x->shape[1], rows = x->shape[0] * C, L = row_len(x);
+    VQZ_ON_CUDA(ctx, vqz_cuda_snake_fwd(ctx->cuda, x->data, alpha->data, y->data, x->shape[0], C, L));
     const float *al = alpha->data;
     #pragma omp parallel for schedule(static) if (rows * L > PAR_MIN && rows > 1)
     for (int64_t row = 0; row < rows; row++) {
@@ -360,6 +375,8 @@ vqz_status vqz_snake_bwd(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor 
     if (!dx && !dalpha)
         return VQZ_OK;
     int64_t C = x->shape[1], rows = x->shape[0] * C, L = row_len(x);
+    VQZ_ON_CUDA(ctx, vqz_cuda_snake_bwd(ctx->cuda, x->data, alpha->data, dy->data, dx ? dx->data : NULL,
+                                        dalpha ? dalpha->data : NULL, x->shape[0], C, L));
     /* per-row dalpha partials, summed per channel afterwards in a fixed order (deterministic) */
     double *part = NULL;
     if (dalpha && rows > 0) {
@@ -429,6 +446,7 @@ vqz_status vqz_add_scaled(vqz_nn_ctx *ctx, const vqz_tensor *a, float scale, con
     VQZ_TRY(check_tensor(y, op, "y"));
     VQZ_TRY(check_same(a, b, op, "a", "b"));
     VQZ_TRY(check_same(a, y, op, "a", "y"));
+    VQZ_ON_CUDA(ctx, vqz_cuda_add_scaled(ctx->cuda, a->data, scale, b->data, y->data, vqz_tensor_numel(a)));
     const float *ap = a->data, *bp = b->data;
     float *yp = y->data;
     int64_t n = vqz_tensor_numel(a);
@@ -445,6 +463,7 @@ vqz_status vqz_axpy(vqz_nn_ctx *ctx, float alpha, const vqz_tensor *x, vqz_tenso
     VQZ_TRY(check_tensor(x, op, "x"));
     VQZ_TRY(check_tensor(y, op, "y"));
     VQZ_TRY(check_same(x, y, op, "x", "y"));
+    VQZ_ON_CUDA(ctx, vqz_cuda_axpy(ctx->cuda, alpha, x->data, y->data, vqz_tensor_numel(x)));
     const float *xp = x->data;
     float *yp = y->data;
     int64_t n = vqz_tensor_numel(x);
@@ -461,6 +480,7 @@ vqz_status vqz_scale(vqz_nn_ctx *ctx, float alpha, const vqz_tensor *x, vqz_tens
     VQZ_TRY(check_tensor(x, op, "x"));
     VQZ_TRY(check_tensor(y, op, "y"));
     VQZ_TRY(check_same(x, y, op, "x", "y"));
+    VQZ_ON_CUDA(ctx, vqz_cuda_scale(ctx->cuda, alpha, x->data, y->data, vqz_tensor_numel(x)));
     const float *xp = x->data;
     float *yp = y->data;
     int64_t n = vqz_tensor_numel(x);
@@ -491,6 +511,7 @@ vqz_status vqz_upsample2x_fwd(vqz_nn_ctx *ctx, const vqz_tensor *x, vqz_tensor *
     VQZ_TRY(op_begin(ctx, op));
     VQZ_TRY(resample_checks(op, x, "x", y, "y", 1, 2));
     int64_t H = x->shape[2], W = x->shape[3], rows = x->shape[0] * x->shape[1] * H;
+    VQZ_ON_CUDA(ctx, vqz_cuda_upsample2x_fwd(ctx->cuda, x->data, y->data, x->shape[0] * x->shape[1], H, W));
     #pragma omp parallel for schedule(static) if (rows * W > PAR_MIN / 4)
     for (int64_t row = 0; row < rows; row++) {
         const float *xr = x->data + row * W;
@@ -511,6 +532,7 @@ vqz_status vqz_upsample2x_bwd(vqz_nn_ctx *ctx, const vqz_tensor *dy, vqz_tensor 
     VQZ_TRY(op_begin(ctx, op));
     VQZ_TRY(resample_checks(op, dx, "dx", dy, "dy", 1, 2));
     int64_t H = dx->shape[2], W = dx->shape[3], rows = dx->shape[0] * dx->shape[1] * H;
+    VQZ_ON_CUDA(ctx, vqz_cuda_upsample2x_bwd(ctx->cuda, dy->data, dx->data, dx->shape[0] * dx->shape[1], H, W));
     #pragma omp parallel for schedule(static) if (rows * W > PAR_MIN / 4)
     for (int64_t row = 0; row < rows; row++) {
         const float *g0 = dy->data + row * 4 * W, *g1 = g0 + 2 * W;
@@ -536,6 +558,7 @@ vqz_status vqz_pixel_shuffle_fwd(vqz_nn_ctx *ctx, int r, const vqz_tensor *x, vq
     VQZ_TRY(op_begin(ctx, op));
     VQZ_TRY(shuffle_checks(op, r, x, "x", y, "y"));
     int64_t H = x->shape[2], W = x->shape[3], Wo = W * r, Ho = H * r;
+    VQZ_ON_CUDA(ctx, vqz_cuda_pixel_shuffle_fwd(ctx->cuda, r, x->data, y->data, y->shape[0], y->shape[1], H, W));
     int64_t rows = y->shape[0] * y->shape[1] * Ho;
     #pragma omp parallel for schedule(static) if (rows * Wo > PAR_MIN / 4)
     for (int64_t orow = 0; orow < rows; orow++) {
@@ -556,6 +579,7 @@ vqz_status vqz_pixel_shuffle_bwd(vqz_nn_ctx *ctx, int r, const vqz_tensor *dy, v
     VQZ_TRY(op_begin(ctx, op));
     VQZ_TRY(shuffle_checks(op, r, dx, "dx", dy, "dy"));
     int64_t H = dx->shape[2], W = dx->shape[3], Wo = W * r, Ho = H * r;
+    VQZ_ON_CUDA(ctx, vqz_cuda_pixel_shuffle_bwd(ctx->cuda, r, dy->data, dx->data, dy->shape[0], dy->shape[1], H, W));
     int64_t rows = dy->shape[0] * dy->shape[1] * Ho;
     #pragma omp parallel for schedule(static) if (rows * Wo > PAR_MIN / 4)
     for (int64_t orow = 0; orow < rows; orow++) {
@@ -596,6 +620,7 @@ vqz_status vqz_concat_channels(vqz_nn_ctx *ctx, const vqz_tensor *a, const vqz_t
     VQZ_TRY(check_disjoint(a, y, op, "a", "y"));
     VQZ_TRY(check_disjoint(b, y, op, "b", "y"));
     int64_t N = y->shape[0], L = row_len(y);
+    VQZ_ON_CUDA(ctx, vqz_cuda_concat_channels(ctx->cuda, a->data, b->data, y->data, N, a->shape[1], b->shape[1], L));
     int64_t na = a->shape[1] * L, nb = b->shape[1] * L;
     #pragma omp parallel for schedule(static) if (N > 1 && N * (na + nb) > PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
@@ -619,6 +644,7 @@ vqz_status vqz_slice_channels(vqz_nn_ctx *ctx, const vqz_tensor *x, int64_t c0, 
                         (long long)(c0 + (y->ndim >= 2 ? y->shape[1] : 0)), shape_of(x).s, shape_of(y).s);
     VQZ_TRY(check_disjoint(x, y, op, "x", "y"));
     int64_t N = y->shape[0], L = row_len(y), ny = y->shape[1] * L, nx = x->shape[1] * L;
+    VQZ_ON_CUDA(ctx, vqz_cuda_slice_channels(ctx->cuda, x->data, y->data, N, x->shape[1], c0, y->shape[1], L));
     #pragma omp parallel for schedule(static) if (N > 1 && N * ny > PAR_MIN)
     for (int64_t n = 0; n < N; n++)
         if (ny)
@@ -657,6 +683,7 @@ vqz_status vqz_weight_norm_fwd(vqz_nn_ctx *ctx, const vqz_tensor *v, const vqz_t
     VQZ_TRY(check_tensor(w, op, "w"));
     VQZ_TRY(check_same(v, w, op, "v", "w"));
     int64_t O = v->shape[0], K = O ? vqz_tensor_numel(v) / O : 0;
+    VQZ_ON_CUDA(ctx, vqz_cuda_weight_norm_fwd(ctx->cuda, v->data, g->data, w->data, O, K));
     int64_t zero_row = O; /* first row with ||v|| = 0, O when none */
     #pragma omp parallel for schedule(static) reduction(min : zero_row) if (O > 1 && O * K > PAR_MIN)
     for (int64_t o = 0; o < O; o++) {
@@ -695,6 +722,8 @@ vqz_status vqz_weight_norm_bwd(vqz_nn_ctx *ctx, const vqz_tensor *v, const vqz_t
         VQZ_TRY(check_same(g, dg, op, "g", "dg"));
     }
     int64_t O = v->shape[0], K = O ? vqz_tensor_numel(v) / O : 0;
+    VQZ_ON_CUDA(ctx, vqz_cuda_weight_norm_bwd(ctx->cuda, v->data, g->data, dw->data, dv ? dv->data : NULL,
+                                              dg ? dg->data : NULL, O, K));
     int64_t zero_row = O;
     /* w = g v / |v|: dg = <dw, v> / |v|, dv = (g / |v|) (dw - (dg / |v|) v). Each row reads dw fully before
      * writing dv, so dv may alias dw. */

@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "common/status.h"
+#ifdef VQZ_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 #define ALIGN_FLOATS 16 /* 64-byte alignment of every buffer in the arena */
 
@@ -20,6 +23,45 @@ void vqz_graph_init(vqz_graph *g, int dims)
     g->input_slot = g->output_slot = -1;
 }
 
+/* Buffers of the graph's device. */
+static void buf_free(const vqz_graph *g, float *p)
+{
+    (void)g;
+#ifdef VQZ_HAVE_CUDA
+    if (g->device == VQZ_CUDA) {
+        vqz_cuda_free(g->cuda, p);
+        return;
+    }
+#endif
+    free(p);
+}
+
+/* floats, 64-byte aligned; zeroed when zero is set (device memory is always zeroed: cheap there) */
+static vqz_status buf_alloc(const vqz_graph *g, int64_t floats, int zero, float **p, const char *what)
+{
+    size_t bytes = (size_t)(floats > 0 ? floats : 1) * sizeof(float);
+    *p = NULL;
+    (void)g;
+#ifdef VQZ_HAVE_CUDA
+    if (g->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_cuda_malloc(g->cuda, bytes, (void **)p));
+        vqz_status s = vqz_cuda_memset0(g->cuda, *p, bytes);
+        if (s != VQZ_OK) {
+            vqz_cuda_free(g->cuda, *p);
+            *p = NULL;
+        }
+        return s;
+    }
+#endif
+    if (posix_memalign((void **)p, 64, bytes) != 0) {
+        *p = NULL;
+        return vqz_fail(VQZ_ERR_NOMEM, "graph: cannot allocate %.1f MiB for %s", (double)bytes / 1048576.0, what);
+    }
+    if (zero)
+        memset(*p, 0, bytes);
+    return VQZ_OK;
+}
+
 void vqz_graph_free(vqz_graph *g)
 {
     if (!g)
@@ -28,10 +70,29 @@ void vqz_graph_free(vqz_graph *g)
     free(g->slots);
     free(g->act_off);
     free(g->grad_off);
-    free(g->arena);
-    free(g->wn_w);
-    free(g->wn_dw);
+    buf_free(g, g->arena);
+    buf_free(g, g->wn_w);
+    buf_free(g, g->wn_dw);
     memset(g, 0, sizeof *g);
+}
+
+vqz_status vqz_graph_set_device(vqz_graph *g, vqz_dev device, void *cuda)
+{
+    VQZ_FAIL_IF(device == VQZ_CUDA && !cuda, VQZ_ERR_INVALID_ARG, "graph: a CUDA graph needs a CUDA state");
+    if (g->device == device) {
+        /* device memory belongs to the process: a later context only lends its stream */
+        g->cuda = device == VQZ_CUDA ? cuda : NULL;
+        return VQZ_OK;
+    }
+    buf_free(g, g->arena);
+    buf_free(g, g->wn_w);
+    buf_free(g, g->wn_dw);
+    g->arena = g->wn_w = g->wn_dw = NULL;
+    g->arena_cap = 0;
+    g->plan_n = 0;
+    g->device = device;
+    g->cuda = device == VQZ_CUDA ? cuda : NULL;
+    return VQZ_OK;
 }
 
 static int new_slot(vqz_graph *g, int64_t channels, int producer)
@@ -332,7 +393,7 @@ static void plan_fusion(vqz_graph *g, int train)
  * per-channel parameter needs NCHW too. */
 static void plan_layouts(vqz_graph *g, int train)
 {
-    int nhwc = !train && g->dims == 2;
+    int nhwc = !train && g->dims == 2 && g->device == VQZ_CPU;
     for (int i = 0; nhwc && i < g->n_nodes; i++) {
         const vqz_node *nd = &g->nodes[i];
         int edge = nd->in == g->input_slot || nd->out == g->output_slot ||
@@ -471,14 +532,10 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
     g->scratch_off = act_total + grad_total;
     int64_t total = g->scratch_off + (train ? max_slot : 0);
     if (total > g->arena_cap) {
-        free(g->arena);
+        buf_free(g, g->arena);
         g->arena = NULL;
         g->arena_cap = 0;
-        if (posix_memalign((void **)&g->arena, 64, (size_t)total * sizeof(float)) != 0) {
-            g->arena = NULL;
-            return vqz_fail(VQZ_ERR_NOMEM, "graph: cannot allocate a %.1f MiB activation arena",
-                            (double)total * 4 / 1048576.0);
-        }
+        VQZ_TRY(buf_alloc(g, total, 0, &g->arena, "the activation arena"));
         g->arena_cap = total;
     }
     g->arena_floats = total;
@@ -492,9 +549,10 @@ vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int tra
 static vqz_tensor slot_view(const vqz_graph *g, int s, float *data)
 {
     const vqz_slot *sl = &g->slots[s];
-    if (g->dims == 2)
-        return vqz_t4(data, g->plan_n, sl->channels, sl->h, sl->w);
-    return vqz_t3(data, g->plan_n, sl->channels, sl->h);
+    vqz_tensor t = g->dims == 2 ? vqz_t4(data, g->plan_n, sl->channels, sl->h, sl->w)
+                                : vqz_t3(data, g->plan_n, sl->channels, sl->h);
+    t.device = g->device;
+    return t;
 }
 
 vqz_tensor vqz_graph_slot(const vqz_graph *g, int slot)
@@ -523,15 +581,14 @@ static vqz_status ensure_wn(vqz_graph *g, const vqz_param_views *pv)
     g->wn_floats = total;
     if (total == 0)
         return VQZ_OK;
-    g->wn_w = calloc((size_t)total, sizeof(float));
-    g->wn_dw = calloc((size_t)total, sizeof(float));
-    if (!g->wn_w || !g->wn_dw) {
-        free(g->wn_w);
-        free(g->wn_dw);
-        g->wn_w = g->wn_dw = NULL;
-        return vqz_fail(VQZ_ERR_NOMEM, "graph: out of memory for weight-norm buffers");
+    vqz_status s = buf_alloc(g, total, 1, &g->wn_w, "weight-norm buffers");
+    if (s == VQZ_OK)
+        s = buf_alloc(g, total, 1, &g->wn_dw, "weight-norm buffers");
+    if (s != VQZ_OK) {
+        buf_free(g, g->wn_w);
+        g->wn_w = NULL;
     }
-    return VQZ_OK;
+    return s;
 }
 
 /* The effective weight of a conv node: its parameter, or the weight-norm derived buffer. */
@@ -574,8 +631,15 @@ vqz_status vqz_graph_forward(vqz_nn_ctx *ctx, vqz_graph *g, const vqz_param_view
                 (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2],
                 (long long)x->shape[3], (long long)in.shape[0], (long long)in.shape[1],
                 (long long)in.shape[2], (long long)in.shape[3]);
-    if (x->data != in.data)
-        memcpy(in.data, x->data, (size_t)vqz_tensor_numel(x) * sizeof(float));
+    VQZ_FAIL_IF(x->device != g->device, VQZ_ERR_INVALID_ARG, "graph: the input is not on the graph's device");
+    if (x->data != in.data) {
+#ifdef VQZ_HAVE_CUDA
+        if (g->device == VQZ_CUDA)
+            VQZ_TRY(vqz_cuda_d2d(g->cuda, in.data, x->data, (size_t)vqz_tensor_numel(x) * sizeof(float)));
+        else
+#endif
+            memcpy(in.data, x->data, (size_t)vqz_tensor_numel(x) * sizeof(float));
+    }
     VQZ_TRY(ensure_wn(g, pv));
 
     for (int i = 0; i < g->n_nodes; i++) {
@@ -663,6 +727,7 @@ vqz_status vqz_graph_backward(vqz_nn_ctx *ctx, vqz_graph *g, const vqz_param_vie
                               const vqz_tensor *dy, vqz_tensor *dx)
 {
     VQZ_FAIL_IF(!g->arena || !g->plan_train, VQZ_ERR_INTERNAL, "graph: backward needs a training plan");
+    VQZ_FAIL_IF(g->device != VQZ_CPU, VQZ_ERR_UNSUPPORTED, "graph: training runs on the CPU only");
     vqz_tensor gout = vqz_graph_slot_grad(g, g->output_slot);
     VQZ_FAIL_IF(!vqz_tensor_same_shape(dy, &gout), VQZ_ERR_SHAPE, "graph: output gradient shape mismatch");
     char *init = calloc((size_t)g->n_slots, 1);

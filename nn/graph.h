@@ -80,10 +80,19 @@ typedef struct {
     float *arena;
     int64_t arena_cap;
     float *wn_w, *wn_dw;      /* derived weights and their gradients (weight norm) */
+
+    /* where the arena and derived weights live: VQZ_CPU, or VQZ_CUDA with the state that allocates
+     * (set by vqz_graph_set_device before the first plan) */
+    vqz_dev device;
+    void *cuda;
 } vqz_graph;
 
 void vqz_graph_init(vqz_graph *g, int dims);
 void vqz_graph_free(vqz_graph *g);
+
+/* Moves the graph's memory to a device (cuda: the context's CUDA state, for VQZ_CUDA). Drops any
+ * plan; activations are then planned channels-first, the only order the CUDA twin takes. */
+vqz_status vqz_graph_set_device(vqz_graph *g, vqz_dev device, void *cuda);
 
 /* Builders: each appends a node reading slot `in` and returns the new output slot (or -1 on
  * allocation failure). Shapes are tracked symbolically. */

@@ -6,6 +6,9 @@
 
 #include "common/status.h"
 #include "nn/ops.h"
+#ifdef VQZ_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 static const char *dims_str(const vqz_tensor *t, char *buf, size_t size)
 {
@@ -49,15 +52,15 @@ static vqz_status linear_dims(const vqz_nn_ctx *ctx, const vqz_tensor *x, const 
     return VQZ_OK;
 }
 
-static vqz_status check_cpu(const vqz_nn_ctx *ctx, const vqz_tensor *const *t, const char *const *names,
-                            int count, const char *op)
+/* Every tensor lives where the context runs. */
+static vqz_status check_device(const vqz_nn_ctx *ctx, const vqz_tensor *const *t, const char *const *names,
+                               int count, const char *op)
 {
-    if (ctx->device == VQZ_CUDA)
-        return vqz_fail(VQZ_ERR_NO_CUDA, "%s: the CUDA dense layer is not available in this build", op);
     for (int i = 0; i < count; i++) {
         if (!t[i])
             continue;
-        VQZ_FAIL_IF(t[i]->device != VQZ_CPU, VQZ_ERR_INVALID_ARG, "%s: %s is not a CPU tensor", op, names[i]);
+        VQZ_FAIL_IF(t[i]->device != ctx->device, VQZ_ERR_INVALID_ARG, "%s: %s is not a %s tensor", op, names[i],
+                    ctx->device == VQZ_CUDA ? "CUDA" : "CPU");
         VQZ_FAIL_IF(!t[i]->data, VQZ_ERR_INVALID_ARG, "%s: %s has no data", op, names[i]);
     }
     return VQZ_OK;
@@ -76,7 +79,8 @@ vqz_status vqz_linear_fwd(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor
     VQZ_TRY(check_2d(y, m, n, op, "y", "x", x));
     const vqz_tensor *t[] = {x, w, b, y};
     const char *names[] = {"x", "w", "b", "y"};
-    VQZ_TRY(check_cpu(ctx, t, names, 4, op));
+    VQZ_TRY(check_device(ctx, t, names, 4, op));
+    VQZ_ON_CUDA(ctx, vqz_cuda_linear_fwd(ctx->cuda, x->data, w->data, b ? b->data : NULL, y->data, m, k, n));
     vqz_nn_ctx_enter(ctx);
     float beta = 0.0f;
     if (b) {
@@ -107,7 +111,9 @@ vqz_status vqz_linear_bwd(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor
                         dims_str(db, b1, sizeof b1), n, dims_str(w, b2, sizeof b2));
     const vqz_tensor *t[] = {x, w, dy, dx, dw, db};
     const char *names[] = {"x", "w", "dy", "dx", "dw", "db"};
-    VQZ_TRY(check_cpu(ctx, t, names, 6, op));
+    VQZ_TRY(check_device(ctx, t, names, 6, op));
+    VQZ_ON_CUDA(ctx, vqz_cuda_linear_bwd(ctx->cuda, x->data, w->data, dy->data, dx ? dx->data : NULL,
+                                         dw ? dw->data : NULL, db ? db->data : NULL, m, k, n));
     vqz_nn_ctx_enter(ctx);
     if (dx) /* dx[M,K] = dy[M,N] w[N,K] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, k, n, 1.0f, dy->data, n, w->data, k, 0.0f,

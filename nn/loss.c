@@ -5,6 +5,9 @@
 
 #include "common/status.h"
 #include "nn/ops.h"
+#ifdef VQZ_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 #if defined(__GNUC__) && !defined(__clang__)
 /* Lets GCC vectorise the sign select of the L1 gradient; we never read floating-point exception flags. */
@@ -33,14 +36,14 @@ static vqz_status loss_checks(vqz_nn_ctx *ctx, const char *op, const vqz_tensor 
 {
     VQZ_FAIL_IF(!ctx, VQZ_ERR_INVALID_ARG, "%s: ctx is NULL", op);
     vqz_nn_ctx_enter(ctx);
-    VQZ_FAIL_IF(ctx->device == VQZ_CUDA, VQZ_ERR_NO_CUDA, "%s: no CUDA implementation in this build", op);
     VQZ_FAIL_IF(!x || !t || !loss, VQZ_ERR_INVALID_ARG, "%s: x, target and loss must not be NULL", op);
     const vqz_tensor *ts[3] = {x, t, grad};
     for (int k = 0; k < 3; k++) {
         if (!ts[k])
             continue;
-        VQZ_FAIL_IF(ts[k]->ndim < 1 || ts[k]->ndim > VQZ_MAX_DIMS || ts[k]->device != VQZ_CPU,
-                    VQZ_ERR_INVALID_ARG, "%s: tensor %d is not a CPU tensor of rank 1..4", op, k);
+        VQZ_FAIL_IF(ts[k]->ndim < 1 || ts[k]->ndim > VQZ_MAX_DIMS || ts[k]->device != ctx->device,
+                    VQZ_ERR_INVALID_ARG, "%s: tensor %d is not a %s tensor of rank 1..4", op, k,
+                    ctx->device == VQZ_CUDA ? "CUDA" : "CPU");
         VQZ_FAIL_IF(!ts[k]->data && vqz_tensor_numel(ts[k]) > 0, VQZ_ERR_INVALID_ARG, "%s: tensor %d has no data",
                     op, k);
     }
@@ -59,6 +62,14 @@ vqz_status vqz_mse_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *
 {
     VQZ_TRY(loss_checks(ctx, "mse_loss", x, target, grad, loss));
     int64_t n = vqz_tensor_numel(x);
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, "mse_loss"));
+#ifdef VQZ_HAVE_CUDA
+        VQZ_TRY(vqz_cuda_mse_loss(ctx->cuda, x->data, target->data, weight, loss, grad ? grad->data : NULL, n));
+        VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "mse_loss: loss is %g (NaN/Inf in x or target)", *loss);
+        return VQZ_OK;
+#endif
+    }
     const float *a = x->data, *b = target->data;
     float *g = grad ? grad->data : NULL;
     float gs = (float)(2.0 * weight / (double)n);
@@ -87,6 +98,14 @@ vqz_status vqz_l1_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *t
 {
     VQZ_TRY(loss_checks(ctx, "l1_loss", x, target, grad, loss));
     int64_t n = vqz_tensor_numel(x);
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, "l1_loss"));
+#ifdef VQZ_HAVE_CUDA
+        VQZ_TRY(vqz_cuda_l1_loss(ctx->cuda, x->data, target->data, weight, loss, grad ? grad->data : NULL, n));
+        VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "l1_loss: loss is %g (NaN/Inf in x or target)", *loss);
+        return VQZ_OK;
+#endif
+    }
     const float *a = x->data, *b = target->data;
     float *g = grad ? grad->data : NULL;
     float gs = (float)(weight / (double)n);

@@ -11,6 +11,9 @@
 #include "nn/adamw.h"
 #include "nn/msssim.h"
 #include "nn/stft_loss.h"
+#ifdef VQZ_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 /* ------------------------------------------------------------------------------ configuration */
 
@@ -456,6 +459,11 @@ void vqz_net_free(vqz_net *m)
     free(m->buf_tmp);
     free(m->buf_dz);
     free(m->buf_idx);
+#ifdef VQZ_HAVE_CUDA
+    vqz_cuda_free(NULL, m->dparams);
+    vqz_cuda_free(NULL, m->d_idx);
+#endif
+    free(m->dviews);
     free(m);
 }
 
@@ -614,11 +622,112 @@ static vqz_tensor latent_rows(const vqz_graph *g, int slot)
 {
     vqz_tensor t = vqz_graph_slot(g, slot);
     int64_t s = t.shape[2] * (t.ndim == 4 ? t.shape[3] : 1);
-    return vqz_t3(t.data, t.shape[0], t.shape[1], s);
+    vqz_tensor r = vqz_t3(t.data, t.shape[0], t.shape[1], s);
+    r.device = t.device;
+    return r;
+}
+
+/* ------------------------------------------------------------------------- inference on CUDA */
+#ifdef VQZ_HAVE_CUDA
+/* Puts the weights on the context's GPU the first time the net meets a CUDA context; later contexts
+ * (the device memory is the process's) only lend their stream. */
+static vqz_status place_on_cuda(vqz_nn_ctx *ctx, vqz_net *m)
+{
+    if (m->device != VQZ_CUDA) {
+        VQZ_FAIL_IF(m->grads, VQZ_ERR_UNSUPPORTED, "model: training runs on the CPU only");
+        VQZ_TRY(vqz_net_check_weights(m));
+        vqz_tensor *dv = malloc(sizeof *dv * (size_t)m->n_tensors);
+        VQZ_FAIL_IF(!dv, VQZ_ERR_NOMEM, "model: out of memory");
+        float *dp = NULL;
+        size_t bytes = (size_t)m->n_total * sizeof(float);
+        vqz_status s = vqz_cuda_malloc(ctx->cuda, bytes, (void **)&dp);
+        if (s == VQZ_OK)
+            s = vqz_cuda_h2d(ctx->cuda, dp, m->params, bytes);
+        if (s != VQZ_OK) {
+            vqz_cuda_free(ctx->cuda, dp);
+            free(dv);
+            return s;
+        }
+        for (int i = 0; i < m->n_tensors; i++) {
+            dv[i] = m->views[i];
+            dv[i].data = dp + m->info[i].offset;
+            dv[i].device = VQZ_CUDA;
+        }
+        m->dparams = dp;
+        m->dviews = dv;
+        m->pv.w = dv;
+        m->rvq.codebooks = dv[m->cb].data;
+        m->device = VQZ_CUDA;
+    }
+    VQZ_TRY(vqz_graph_set_device(&m->enc, VQZ_CUDA, ctx->cuda));
+    return vqz_graph_set_device(&m->dec, VQZ_CUDA, ctx->cuda);
+}
+
+static vqz_status grow_dev_idx(vqz_nn_ctx *ctx, vqz_net *m, int64_t count)
+{
+    if (count <= m->d_idx_cap)
+        return VQZ_OK;
+    vqz_cuda_free(ctx->cuda, m->d_idx);
+    m->d_idx = NULL;
+    m->d_idx_cap = 0;
+    VQZ_TRY(vqz_cuda_malloc(ctx->cuda, (size_t)count * sizeof(int32_t), (void **)&m->d_idx));
+    m->d_idx_cap = count;
+    return VQZ_OK;
+}
+
+/* x and idx are host memory, as on the CPU; only the network and the quantizer run on the GPU. */
+static vqz_status encode_cuda(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int n_levels, int32_t *idx)
+{
+    int64_t h = 0, w = 0;
+    VQZ_FAIL_IF(x->device != VQZ_CPU, VQZ_ERR_INVALID_ARG, "model: the input must be host memory");
+    VQZ_TRY(check_input(m, x, &h, &w));
+    VQZ_TRY(vqz_tensor_check_finite(x, "model input"));
+    VQZ_TRY(place_on_cuda(ctx, m));
+    VQZ_TRY(vqz_graph_plan(&m->enc, x->shape[0], h, w, 0));
+    vqz_tensor in = vqz_graph_slot(&m->enc, m->enc.input_slot);
+    VQZ_TRY(vqz_cuda_h2d(ctx->cuda, in.data, x->data, (size_t)vqz_tensor_numel(x) * sizeof(float)));
+    VQZ_TRY(vqz_graph_forward(ctx, &m->enc, &m->pv, &in));
+    vqz_tensor z = latent_rows(&m->enc, m->enc.output_slot);
+    int64_t count = (int64_t)n_levels * z.shape[0] * z.shape[2];
+    VQZ_TRY(grow_dev_idx(ctx, m, count));
+    VQZ_TRY(vqz_rvq_encode(ctx, &m->rvq, &z, n_levels, m->d_idx, NULL));
+    return vqz_cuda_d2h(ctx->cuda, idx, m->d_idx, (size_t)count * sizeof(int32_t));
+}
+
+static vqz_status decode_cuda(vqz_nn_ctx *ctx, vqz_net *m, const int32_t *idx, int n_levels, vqz_tensor *y)
+{
+    int64_t h = 0, w = 0, lh = 0, lw = 0;
+    VQZ_FAIL_IF(y->device != VQZ_CPU, VQZ_ERR_INVALID_ARG, "model: the output must be host memory");
+    VQZ_TRY(check_input(m, y, &h, &w));
+    VQZ_TRY(vqz_net_latent_size(m, h, w, &lh, &lw));
+    VQZ_TRY(place_on_cuda(ctx, m));
+    VQZ_TRY(vqz_graph_plan(&m->dec, y->shape[0], lh, lw, 0));
+    int64_t count = (int64_t)n_levels * y->shape[0] * lh * lw;
+    VQZ_TRY(grow_dev_idx(ctx, m, count));
+    VQZ_TRY(vqz_cuda_h2d(ctx->cuda, m->d_idx, idx, (size_t)count * sizeof(int32_t)));
+    vqz_tensor zq = latent_rows(&m->dec, m->dec.input_slot);
+    VQZ_TRY(vqz_rvq_decode(ctx, &m->rvq, m->d_idx, n_levels, &zq));
+    vqz_tensor in = vqz_graph_slot(&m->dec, m->dec.input_slot);
+    VQZ_TRY(vqz_graph_forward(ctx, &m->dec, &m->pv, &in));
+    vqz_tensor out = vqz_graph_slot(&m->dec, m->dec.output_slot);
+    return vqz_cuda_d2h(ctx->cuda, y->data, out.data, (size_t)vqz_tensor_numel(&out) * sizeof(float));
+}
+#endif
+
+/* A net placed on the GPU serves CUDA contexts only; training and the latent probes stay on the CPU. */
+static vqz_status check_placement(const vqz_nn_ctx *ctx, const vqz_net *m, int cuda_ok)
+{
+    VQZ_FAIL_IF(!ctx, VQZ_ERR_INVALID_ARG, "model: ctx is NULL");
+    VQZ_FAIL_IF(ctx->device == VQZ_CUDA && !cuda_ok, VQZ_ERR_UNSUPPORTED,
+                "model: this step runs on the CPU only (use a CPU context)");
+    VQZ_FAIL_IF(ctx->device == VQZ_CPU && m->device == VQZ_CUDA, VQZ_ERR_INVALID_ARG,
+                "model: its weights were moved to the GPU; use a CUDA context or another copy of the model");
+    return VQZ_OK;
 }
 
 static vqz_status run_encoder(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int train)
 {
+    VQZ_TRY(check_placement(ctx, m, 0));
     int64_t h = 0, w = 0;
     VQZ_TRY(check_input(m, x, &h, &w));
     VQZ_TRY(vqz_tensor_check_finite(x, "model input"));
@@ -639,6 +748,13 @@ vqz_status vqz_net_encode(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int 
 {
     VQZ_FAIL_IF(n_levels < 1 || n_levels > m->cfg.levels, VQZ_ERR_INVALID_ARG, "model: %d levels asked, model has %d",
                 n_levels, m->cfg.levels);
+    VQZ_TRY(check_placement(ctx, m, 1));
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, "model"));
+#ifdef VQZ_HAVE_CUDA
+        return encode_cuda(ctx, m, x, n_levels, idx);
+#endif
+    }
     VQZ_TRY(run_encoder(ctx, m, x, 0));
     vqz_tensor z = latent_rows(&m->enc, m->enc.output_slot);
     return vqz_rvq_encode(ctx, &m->rvq, &z, n_levels, idx, NULL);
@@ -648,6 +764,13 @@ vqz_status vqz_net_decode(vqz_nn_ctx *ctx, vqz_net *m, const int32_t *idx, int n
 {
     VQZ_FAIL_IF(n_levels < 1 || n_levels > m->cfg.levels, VQZ_ERR_INVALID_ARG, "model: %d levels asked, model has %d",
                 n_levels, m->cfg.levels);
+    VQZ_TRY(check_placement(ctx, m, 1));
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, "model"));
+#ifdef VQZ_HAVE_CUDA
+        return decode_cuda(ctx, m, idx, n_levels, y);
+#endif
+    }
     int64_t h = 0, w = 0, lh = 0, lw = 0;
     VQZ_TRY(check_input(m, y, &h, &w));
     VQZ_TRY(vqz_net_latent_size(m, h, w, &lh, &lw));
@@ -692,6 +815,7 @@ vqz_status vqz_net_train_grad(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, 
                                 vqz_train_stats *st)
 {
     VQZ_FAIL_IF(!m->grads, VQZ_ERR_INVALID_ARG, "model: training step before vqz_net_enable_training");
+    VQZ_TRY(check_placement(ctx, m, 0));
     int nq = o->n_levels;
     VQZ_FAIL_IF(nq < 1 || nq > m->cfg.levels, VQZ_ERR_INVALID_ARG, "model: %d levels asked, model has %d", nq,
                 m->cfg.levels);

@@ -99,6 +99,13 @@ typedef struct vqz_net {
     float *buf_dy, *buf_tmp, *buf_dz;
     int32_t *buf_idx;
     int64_t buf_cap, idx_cap;
+    /* inference on CUDA: a device copy of params with its views (pv.w then points to them), and a
+     * device index buffer; placed on first use with a CUDA context (training stays on the CPU) */
+    vqz_dev device;
+    float *dparams;
+    vqz_tensor *dviews;
+    int32_t *d_idx;
+    int64_t d_idx_cap;
 } vqz_net;
 
 /* Build the graphs and the parameter table for a config and allocate the parameter block

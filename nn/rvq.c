@@ -27,6 +27,9 @@
 #include <omp.h>
 
 #include "common/status.h"
+#ifdef VQZ_HAVE_CUDA
+#include "kernels/cuda_ops.h"
+#endif
 
 /* Columns per search block: the K x BLK distance scratch (512 KB at K = 1024) stays in L2; 64..256
  * measured within a few % of each other, 512 clearly slower. */
@@ -42,10 +45,17 @@ static void *alloc_aligned(size_t bytes)
 
 /* ------------------------------------------------------------------------------------ validation */
 
+/* Encoding and decoding run on either device; the training steps of the quantizer on the CPU only. */
 static vqz_status check_ctx(const char *op, const vqz_nn_ctx *ctx)
 {
     VQZ_FAIL_IF(!ctx, VQZ_ERR_INVALID_ARG, "%s: ctx is NULL", op);
-    VQZ_FAIL_IF(ctx->device == VQZ_CUDA, VQZ_ERR_NO_CUDA, "%s: the CUDA quantizer is not available yet", op);
+    VQZ_FAIL_IF(ctx->device == VQZ_CUDA, VQZ_ERR_NO_CUDA, "%s: quantizer training has no CUDA twin yet", op);
+    return VQZ_OK;
+}
+
+static vqz_status check_ctx_any(const char *op, const vqz_nn_ctx *ctx)
+{
+    VQZ_FAIL_IF(!ctx, VQZ_ERR_INVALID_ARG, "%s: ctx is NULL", op);
     return VQZ_OK;
 }
 
@@ -65,12 +75,13 @@ static vqz_status check_levels(const char *op, const vqz_rvq *q, int n_levels)
     return VQZ_OK;
 }
 
-/* A latent [N, D, S...] on the CPU: N and S = product of the trailing dims. */
-static vqz_status latent_dims(const char *op, const char *name, const vqz_rvq *q, const vqz_tensor *t,
+/* A latent [N, D, S...] on device dev: N and S = product of the trailing dims. */
+static vqz_status latent_dims(vqz_dev dev, const char *op, const char *name, const vqz_rvq *q, const vqz_tensor *t,
                               int64_t *n, int64_t *s)
 {
     VQZ_FAIL_IF(!t || !t->data, VQZ_ERR_INVALID_ARG, "%s: %s is NULL", op, name);
-    VQZ_FAIL_IF(t->device != VQZ_CPU, VQZ_ERR_INVALID_ARG, "%s: %s is not a CPU tensor", op, name);
+    VQZ_FAIL_IF(t->device != dev, VQZ_ERR_INVALID_ARG, "%s: %s is not a %s tensor", op, name,
+                dev == VQZ_CUDA ? "CUDA" : "CPU");
     VQZ_FAIL_IF(t->ndim < 3 || t->ndim > 4, VQZ_ERR_SHAPE, "%s: %s must be [N,D,T] or [N,D,H,W], got %d dims",
                 op, name, t->ndim);
     VQZ_FAIL_IF(t->shape[1] != q->D, VQZ_ERR_SHAPE, "%s: %s has %lld channels, codewords have D=%d", op, name,
@@ -88,7 +99,7 @@ static vqz_status latent_dims(const char *op, const char *name, const vqz_rvq *q
 static vqz_status check_same(const char *op, const char *name, const vqz_tensor *x, const vqz_tensor *t)
 {
     VQZ_FAIL_IF(!t || !t->data, VQZ_ERR_INVALID_ARG, "%s: %s is NULL", op, name);
-    VQZ_FAIL_IF(t->device != VQZ_CPU, VQZ_ERR_INVALID_ARG, "%s: %s is not a CPU tensor", op, name);
+    VQZ_FAIL_IF(t->device != x->device, VQZ_ERR_INVALID_ARG, "%s: %s is not on x's device", op, name);
     if (!vqz_tensor_same_shape(x, t))
         return vqz_fail(VQZ_ERR_SHAPE, "%s: %s is [%lld,%lld,%lld,%lld] (%d dims), x is [%lld,%lld,%lld,%lld] (%d dims)",
                         op, name, (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
@@ -400,13 +411,24 @@ static vqz_status encode_common(const char *op, vqz_nn_ctx *ctx, const vqz_rvq *
                                 int n_levels, int32_t *idx, vqz_tensor *xq, double *commit_sum)
 {
     int64_t N, S;
-    VQZ_TRY(check_ctx(op, ctx));
+    VQZ_TRY(commit_sum ? check_ctx(op, ctx) : check_ctx_any(op, ctx));
     VQZ_TRY(check_rvq(op, q));
     VQZ_TRY(check_levels(op, q, n_levels));
-    VQZ_TRY(latent_dims(op, "x", q, x, &N, &S));
+    VQZ_TRY(latent_dims(ctx->device, op, "x", q, x, &N, &S));
     VQZ_FAIL_IF(!idx, VQZ_ERR_INVALID_ARG, "%s: idx is NULL", op);
     if (xq)
         VQZ_TRY(check_same(op, "xq", x, xq));
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, op));
+#ifdef VQZ_HAVE_CUDA
+        int bad = 0;
+        int64_t first = 0;
+        VQZ_TRY(vqz_cuda_find_nonfinite(ctx->cuda, x->data, vqz_tensor_numel(x), &bad, &first));
+        VQZ_FAIL_IF(bad, VQZ_ERR_NONFINITE, "%s: non-finite value at element %lld", op, (long long)first);
+        return vqz_cuda_rvq_encode(ctx->cuda, q->codebooks, n_levels, q->K, q->D, x->data, N, S, idx,
+                                   xq ? xq->data : NULL, commit_sum);
+#endif
+    }
     vqz_nn_ctx_enter(ctx);
     VQZ_TRY(vqz_tensor_check_finite(x, op));
 
@@ -468,10 +490,26 @@ vqz_status vqz_rvq_decode(vqz_nn_ctx *ctx, const vqz_rvq *q, const int32_t *idx,
 {
     const char *op = "vqz_rvq_decode";
     int64_t N, S;
-    VQZ_TRY(check_ctx(op, ctx));
+    VQZ_TRY(check_ctx_any(op, ctx));
     VQZ_TRY(check_rvq(op, q));
     VQZ_TRY(check_levels(op, q, n_levels));
-    VQZ_TRY(latent_dims(op, "xq", q, xq, &N, &S));
+    VQZ_TRY(latent_dims(ctx->device, op, "xq", q, xq, &N, &S));
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, op));
+#ifdef VQZ_HAVE_CUDA
+        /* the indices are checked on the host: an index >= K must not reach a kernel */
+        VQZ_FAIL_IF(!idx, VQZ_ERR_INVALID_ARG, "%s: idx is NULL", op);
+        size_t bytes = sizeof(int32_t) * (size_t)n_levels * (size_t)(N * S);
+        int32_t *h = malloc(bytes ? bytes : 1);
+        VQZ_FAIL_IF(!h, VQZ_ERR_NOMEM, "%s: out of memory", op);
+        vqz_status st = vqz_cuda_d2h(ctx->cuda, h, idx, bytes);
+        if (st == VQZ_OK)
+            st = check_indices(op, h, n_levels, N, S, q->K);
+        free(h);
+        VQZ_TRY(st);
+        return vqz_cuda_rvq_decode(ctx->cuda, q->codebooks, n_levels, q->K, q->D, idx, N, S, xq->data);
+#endif
+    }
     VQZ_TRY(check_indices(op, idx, n_levels, N, S, q->K));
     vqz_nn_ctx_enter(ctx);
 
@@ -509,7 +547,7 @@ vqz_status vqz_rvq_train_bwd(vqz_nn_ctx *ctx, const vqz_rvq *q, const vqz_tensor
     VQZ_TRY(check_ctx(op, ctx));
     VQZ_TRY(check_rvq(op, q));
     VQZ_TRY(check_levels(op, q, n_levels));
-    VQZ_TRY(latent_dims(op, "x", q, x, &N, &S));
+    VQZ_TRY(latent_dims(ctx->device, op, "x", q, x, &N, &S));
     VQZ_TRY(check_same(op, "dxq", x, dxq));
     VQZ_TRY(check_same(op, "dx", x, dx));
     VQZ_FAIL_IF(!isfinite(beta), VQZ_ERR_INVALID_ARG, "%s: beta=%g is not finite", op, (double)beta);
@@ -596,7 +634,7 @@ vqz_status vqz_rvq_ema_update(vqz_nn_ctx *ctx, vqz_rvq *q, const vqz_tensor *x, 
     VQZ_FAIL_IF(!(q->eps >= 0) || !isfinite(q->eps), VQZ_ERR_INVALID_ARG, "%s: eps=%g must be >= 0", op,
                 (double)q->eps);
     VQZ_FAIL_IF(!rng, VQZ_ERR_INVALID_ARG, "%s: rng is NULL", op);
-    VQZ_TRY(latent_dims(op, "x", q, x, &N, &S));
+    VQZ_TRY(latent_dims(ctx->device, op, "x", q, x, &N, &S));
     VQZ_TRY(check_indices(op, idx, n_levels, N, S, q->K));
     vqz_nn_ctx_enter(ctx);
     VQZ_TRY(vqz_tensor_check_finite(x, op));
@@ -773,7 +811,7 @@ vqz_status vqz_rvq_kmeans_init(vqz_nn_ctx *ctx, vqz_rvq *q, const vqz_tensor *x,
     VQZ_TRY(check_rvq(op, q));
     VQZ_FAIL_IF(iters < 0, VQZ_ERR_INVALID_ARG, "%s: iters=%d must be >= 0", op, iters);
     VQZ_FAIL_IF(!rng, VQZ_ERR_INVALID_ARG, "%s: rng is NULL", op);
-    VQZ_TRY(latent_dims(op, "x", q, x, &N, &S));
+    VQZ_TRY(latent_dims(ctx->device, op, "x", q, x, &N, &S));
     vqz_nn_ctx_enter(ctx);
     VQZ_TRY(vqz_tensor_check_finite(x, op));
 

@@ -478,7 +478,8 @@ TEST_CASE("conv ops reject bad shapes and arguments with precise messages", "[co
     REQUIRE(vqz_conv2d_bwd(ctx.c, &p2, &x, &w, &dy, nullptr, &dwbad, nullptr) == VQZ_ERR_SHAPE);
     CHECK(msg().find("dw is [5,3,3,1]") != std::string::npos);
 
-    // Devices: a CUDA tensor on a CPU context; a CUDA context (no CUDA conv yet).
+    // Devices: a CUDA tensor on a CPU context; CPU tensors on a CUDA context; a CUDA context without a
+    // device behind it (CUDA tensors are only labelled here: the op must refuse before touching them).
     vqz_tensor xg = x;
     xg.device = VQZ_CUDA;
     REQUIRE(vqz_conv2d_fwd(ctx.c, &p2, &xg, &w, nullptr, &y) == VQZ_ERR_INVALID_ARG);
@@ -486,7 +487,12 @@ TEST_CASE("conv ops reject bad shapes and arguments with precise messages", "[co
     vqz_nn_ctx fake = *ctx.c;
     fake.device = VQZ_CUDA;
     fake.dnnl = nullptr;
-    REQUIRE(vqz_conv2d_fwd(&fake, &p2, &x, &w, nullptr, &y) == VQZ_ERR_NO_CUDA);
+    fake.cuda = nullptr;
+    REQUIRE(vqz_conv2d_fwd(&fake, &p2, &x, &w, nullptr, &y) == VQZ_ERR_INVALID_ARG);
+    CHECK(msg().find("x is not a CUDA tensor") != std::string::npos);
+    vqz_tensor wg = w, yg = y;
+    wg.device = yg.device = VQZ_CUDA;
+    REQUIRE(vqz_conv2d_fwd(&fake, &p2, &xg, &wg, nullptr, &yg) == VQZ_ERR_NO_CUDA);
     REQUIRE(vqz_conv2d_fwd(nullptr, &p2, &x, &w, nullptr, &y) == VQZ_ERR_INVALID_ARG);
 
     // conv1d: channels, length, reflect limit on either side.

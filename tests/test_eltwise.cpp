@@ -506,10 +506,18 @@ TEST_CASE("elementwise ops reject mismatched shapes and CUDA contexts with a mes
     REQUIRE(vqz_silu_fwd(nullptr, &t234, &t234) == VQZ_ERR_INVALID_ARG);
     REQUIRE(vqz_silu_fwd(ctx.c, nullptr, &t234) == VQZ_ERR_INVALID_ARG);
 
+    // A CUDA context without a device behind it: CPU tensors are refused by name; tensors labelled CUDA
+    // reach the dispatch, which refuses before touching them.
     vqz_nn_ctx cuda = *ctx.c;
     cuda.device = VQZ_CUDA;
-    REQUIRE(vqz_silu_fwd(&cuda, &t234, &t234) == VQZ_ERR_NO_CUDA);
+    cuda.cuda = nullptr;
+    REQUIRE(vqz_silu_fwd(&cuda, &t234, &t234) == VQZ_ERR_INVALID_ARG);
+    CHECK(msg_has("not a CUDA tensor"));
+    vqz_tensor g234 = t234, g243 = t243, gwn = wn_g, g4 = t4, gps = ps_out;
+    g234.device = g243.device = gwn.device = g4.device = gps.device = VQZ_CUDA;
+    REQUIRE(vqz_silu_fwd(&cuda, &g234, &g234) == VQZ_ERR_NO_CUDA);
     CHECK(msg_has("silu_fwd"));
-    REQUIRE(vqz_weight_norm_bwd(&cuda, &t243, &wn_g, &t243, nullptr, nullptr) == VQZ_ERR_NO_CUDA);
-    REQUIRE(vqz_pixel_shuffle_fwd(&cuda, 2, &t4, &ps_out) == VQZ_ERR_NO_CUDA);
+    gwn.shape[0] = g243.shape[0]; // one gain per row: the op's own checks come before the device's
+    REQUIRE(vqz_weight_norm_bwd(&cuda, &g243, &gwn, &g243, nullptr, nullptr) == VQZ_ERR_NO_CUDA);
+    REQUIRE(vqz_pixel_shuffle_fwd(&cuda, 2, &g4, &gps) == VQZ_ERR_NO_CUDA);
 }

@@ -730,10 +730,16 @@ TEST_CASE("rvq rejects bad arguments, shapes, non-finite data and CUDA contexts"
     vqz_rvq_usage u;
     REQUIRE(vqz_rvq_usage_of(idx.data(), 4, 0, &u) == VQZ_ERR_INVALID_ARG);
 
+    // A CUDA context without a device behind it: CPU latents are refused, CUDA-labelled ones reach the
+    // dispatch, which refuses before touching them; quantizer training has no CUDA twin.
     vqz_nn_ctx cuda = *c.ctx;
     cuda.device = VQZ_CUDA;
-    REQUIRE(vqz_rvq_encode(&cuda, &qu.q, &xt, L, idx.data(), nullptr) == VQZ_ERR_NO_CUDA);
-    REQUIRE(vqz_rvq_decode(&cuda, &qu.q, idx.data(), L, &xt) == VQZ_ERR_NO_CUDA);
+    cuda.cuda = nullptr;
+    REQUIRE(vqz_rvq_encode(&cuda, &qu.q, &xt, L, idx.data(), nullptr) == VQZ_ERR_INVALID_ARG);
+    vqz_tensor xg = xt;
+    xg.device = VQZ_CUDA;
+    REQUIRE(vqz_rvq_encode(&cuda, &qu.q, &xg, L, idx.data(), nullptr) == VQZ_ERR_NO_CUDA);
+    REQUIRE(vqz_rvq_decode(&cuda, &qu.q, idx.data(), L, &xg) == VQZ_ERR_NO_CUDA);
     REQUIRE(vqz_rvq_kmeans_init(&cuda, &qu.q, &xt, 1, &rng) == VQZ_ERR_NO_CUDA);
 }
 
