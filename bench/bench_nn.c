@@ -3,8 +3,11 @@
  * process's peak RSS. Run each row in its own process so peak memory is per row:
  *   bench_nn image-train | image-encode | image-decode | audio-train | audio-encode | audio-decode [reps]
  *   bench_nn config image|audio [CONFIG.json]  (prints the benchmarked config's JSON)
- * CONFIG.json (third argument of a row) benchmarks that architecture instead of the image-base /
- * audio-base preset, e.g. a shipped model's config. */
+ * CONFIG (third argument of a row) benchmarks that architecture instead of the image-base / audio-base
+ * preset: a JSON file (e.g. a shipped model's config) or a preset name such as audio-small. The JSON line
+ * names it in "label" (the file's base name without .json, or the preset).
+ * VQZ_BENCH_DEVICE=cuda runs the encode and decode rows on the GPU (inputs and outputs in host memory, as
+ * the codec has them); VQZ_BENCH_BATCH=N codes N items per run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +18,14 @@
 #include "nn/adamw.h"
 #include "nn/net.h"
 
-/* The preset of the row's kind, or the architecture in a JSON file. */
+/* The base preset of the row's kind, a named preset, or the architecture in a JSON file. */
 static vqz_status load_config(int image, const char *path, vqz_net_config *c)
 {
     if (!path)
         return vqz_net_config_preset(image ? "image-base" : "audio-base", c);
     FILE *f = fopen(path, "rb");
+    if (!f && !strchr(path, '/') && !strstr(path, ".json"))
+        return vqz_net_config_preset(path, c);
     if (!f)
         return vqz_fail(VQZ_ERR_IO, "cannot open %s", path);
     static char buf[1 << 16];
@@ -28,6 +33,22 @@ static vqz_status load_config(int image, const char *path, vqz_net_config *c)
     fclose(f);
     buf[n] = 0;
     return vqz_net_config_from_json(buf, c);
+}
+
+/* The label of a row's architecture: the preset's name or the JSON file's base name. */
+static void config_label(int image, const char *path, char *out, size_t cap)
+{
+    if (!path) {
+        snprintf(out, cap, "%s", image ? "image-base" : "audio-base");
+        return;
+    }
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    size_t n = strlen(base);
+    if (n > 12 && strcmp(base + n - 12, ".config.json") == 0)
+        n -= 12;
+    else if (n > 5 && strcmp(base + n - 5, ".json") == 0)
+        n -= 5;
+    snprintf(out, cap, "%.*s", (int)n, base);
 }
 
 static double now(void)
@@ -59,7 +80,8 @@ static void die(vqz_status s, const char *what)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_nn image-train|image-encode|image-decode|audio-train|audio-encode|audio-decode [reps]\n");
+        fprintf(stderr, "usage: bench_nn image-train|image-encode|image-decode|audio-train|audio-encode|audio-decode "
+                        "[reps [CONFIG.json|PRESET]]\n");
         return 1;
     }
     const char *row = argv[1];
@@ -82,7 +104,9 @@ int main(int argc, char **argv)
     CHECK(vqz_net_create(&cfg, &m), "model");
     CHECK(vqz_net_init(m, 1), "init");
     vqz_nn_ctx *ctx = NULL;
-    CHECK(vqz_nn_ctx_create(&ctx, VQZ_DEVICE_CPU, 0), "ctx");
+    const char *dev = getenv("VQZ_BENCH_DEVICE");
+    int cuda = dev && strcmp(dev, "cuda") == 0;
+    CHECK(vqz_nn_ctx_create(&ctx, cuda ? VQZ_DEVICE_CUDA : VQZ_DEVICE_CPU, 0), "ctx");
     vqz_rng rng;
     vqz_rng_seed(&rng, 2);
 
@@ -92,7 +116,8 @@ int main(int argc, char **argv)
         h = image ? 128 : 24000;
         w = image ? 128 : 1;
     } else {
-        n = 1;
+        const char *b = getenv("VQZ_BENCH_BATCH");
+        n = b && atoi(b) > 0 ? atoi(b) : 1;
         h = image ? 512 : 60 * 24000;
         w = image ? 768 : 1;
     }
@@ -152,10 +177,12 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     double enc_macs = 0, dec_macs = 0;
     vqz_net_macs(m, h, w, &enc_macs, &dec_macs);
-    printf("{\"impl\":\"vqz\",\"row\":\"%s\",\"n\":%lld,\"h\":%lld,\"w\":%lld,\"threads\":%d,\"median_s\":%.6f,"
+    char label[128];
+    config_label(image, argc > 3 ? argv[3] : NULL, label, sizeof label);
+    printf("{\"impl\":\"vqz\",\"device\":\"%s\",\"row\":\"%s\",\"label\":\"%s\",\"n\":%lld,\"h\":%lld,\"w\":%lld,\"threads\":%d,\"median_s\":%.6f,"
            "\"first_s\":%.6f,\"peak_rss_mb\":%.1f,\"arena_mb\":%.1f,\"gmac_per_item\":%.3f}\n",
-           row, (long long)n, (long long)h, (long long)w, ctx->threads, med, times[0], ru.ru_maxrss / 1024.0,
-           (m->enc.arena_cap + m->dec.arena_cap) * 4.0 / 1048576.0, (enc_macs + dec_macs) / 1e9);
+           cuda ? "cuda" : "cpu", row, label, (long long)n, (long long)h, (long long)w, ctx->threads, med, times[0], ru.ru_maxrss / 1024.0,
+           (m->enc.arena_cap + m->dec.arena_cap) * 4.0 / 1048576.0, (strcmp(what, "encode") == 0 ? enc_macs : strcmp(what, "decode") == 0 ? dec_macs : enc_macs + dec_macs) / 1e9);
     free(times);
     free(idx);
     free(x);

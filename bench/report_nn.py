@@ -27,13 +27,35 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
+def pair(rows, key, label):
+    return rows.get((True, key, label)), rows.get((False, key, label))
+
+
+def describe(r):
+    what = r["row"].split("-")[1]
+    if r["row"].startswith("image"):
+        return "%s, %d×%d×%d" % ("training step" if what == "train" else what, r["n"], r["h"], r["w"])
+    return "%s, %d × %g s" % ("training step" if what == "train" else what, r["n"], r["h"] / 24000)
+
+
+def throughput(r):
+    """Samples per second for a training step; MPixel/s or times real time for decoding and encoding."""
+    t = r["median_s"]
+    if r["row"].endswith("train"):
+        return "%.2f samples/s" % (r["n"] / t)
+    if r["row"].startswith("image"):
+        return "%.2f MPixel/s" % (r["n"] * r["h"] * r["w"] / t / 1e6)
+    return "%.1f× real time" % (r["n"] * r["h"] / 24000 / t)
+
+
 def main():
     rows = {}
     for line in open(sys.argv[1]):
         line = line.strip()
         if line.startswith("{"):
             r = json.loads(line)
-            rows[(r["impl"], r["row"])] = r
+            label = r.get("label") or "%s-base" % r["row"].split("-")[0]
+            rows[(r["impl"] == "vqz", r["row"], label)] = r
     out = ["<!-- nn-speed:begin -->",
            "### Engine speed vs PyTorch (`make bench`)",
            "",
@@ -47,7 +69,7 @@ def main():
            "| row | vqz (s) | PyTorch (s) | ratio PyTorch/vqz | must | vqz peak MB | PyTorch peak MB |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for key, label, must in ROWS:
-        a, b = rows.get(("vqz", key)), next((r for (impl, k), r in rows.items() if impl != "vqz" and k == key), None)
+        a, b = pair(rows, key, key.split("-")[0] + "-base")
         if not a or not b:
             out.append("| %s | %s | %s | – | %.1f | – | – |" % (label, "%.3f" % a["median_s"] if a else "–",
                                                               "%.3f" % b["median_s"] if b else "–", must))
@@ -56,6 +78,21 @@ def main():
         out.append("| %s | %.3f | %.3f | **%.2f** %s | %.1f | %.0f | %.0f |" % (
             label, a["median_s"], b["median_s"], ratio, "✓" if ratio >= must else "✗", must,
             a["peak_rss_mb"], b["peak_rss_mb"]))
+    shipped = sorted({(k[1], k[2]) for k in rows if not k[2].endswith("-base")})
+    if shipped:
+        out += ["",
+                "The shipped models' own architectures (`vqz-train`'s step, and decoding), same runs:",
+                "",
+                "| architecture | row | vqz (s) | PyTorch (s) | ratio | vqz throughput | PyTorch throughput | vqz peak MB |",
+                "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for key, label in shipped:
+            a, b = pair(rows, key, label)
+            if not a:
+                continue
+            out.append("| %s | %s | %.3f | %s | %s | %s | %s | %.0f |" % (
+                label, describe(a), a["median_s"], "%.3f" % b["median_s"] if b else "–",
+                "**%.2f**" % (b["median_s"] / a["median_s"]) if b else "–", throughput(a),
+                throughput(b) if b else "–", a["peak_rss_mb"]))
     out.append("<!-- nn-speed:end -->")
     table = "\n".join(out)
     path = sys.argv[2]

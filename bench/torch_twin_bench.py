@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 # torch_twin_bench.py — PyTorch side of `make bench`: times the PyTorch twin (tests/reference/vqz_torch.py)
 # on the rows of bench/bench_nn.c (same architecture, same shapes, 2 threads by default).
-# Runs with Debian's /usr/bin/python3 (python3-torch 1.13, numpy), offline, on the CPU:
+# Runs with Debian's /usr/bin/python3 (python3-torch 1.13, numpy), offline, on the CPU, or with --device cuda
+# on a GPU machine's PyTorch (TF32 off, timed with a device synchronisation after each run; --batch N for
+# the encode/decode rows):
 #   /usr/bin/python3 bench/torch_twin_bench.py ROW [--reps 3] [--threads 2] [--config JSON] [--json]
 #   /usr/bin/python3 bench/torch_twin_bench.py all [--json]      (each row in its own process)
 # ROW: image-train | image-encode | image-decode | audio-train | audio-encode | audio-decode.
@@ -36,7 +38,7 @@ def rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_row(row, reps, threads, cfg_override):
+def run_row(row, reps, threads, cfg_override, device="cpu", batch=1):
     import torch
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
     import vqz_torch as V
@@ -47,6 +49,12 @@ def run_row(row, reps, threads, cfg_override):
     if cfg["kind"] != kind:
         raise SystemExit("torch_twin_bench: config kind %s for row %s" % (cfg["kind"], row))
     shape = SHAPES[row]
+    if batch > 1 and what != "train":
+        shape = (batch,) + tuple(shape[1:])
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(1)
     g = torch.Generator().manual_seed(1)
     model = V.VQZModel(cfg)
@@ -54,13 +62,14 @@ def run_row(row, reps, threads, cfg_override):
     with torch.no_grad():
         model.rvq.codebooks.copy_(torch.randn(model.rvq.codebooks.shape, generator=g) * 0.1)
     model.rvq.reset_ema()
-    x = torch.rand(shape, generator=g) * 1.6 - 0.8
+    model.to(dev)
+    x = (torch.rand(shape, generator=g) * 1.6 - 0.8).to(dev)
     f = V.total_stride(cfg)
     lat = [shape[0], cfg["latent_dim"]] + [s // f for s in shape[2:]]
     S = 1
     for s in lat[2:]:
         S *= s
-    idx = torch.randint(cfg["codebook_size"], (cfg["levels"], shape[0], S), generator=g)
+    idx = torch.randint(cfg["codebook_size"], (cfg["levels"], shape[0], S), generator=g).to(dev)
     tcfg = dict(TRAIN)
     if kind == "image":
         tcfg.pop("fft_sizes")
@@ -81,6 +90,8 @@ def run_row(row, reps, threads, cfg_override):
     for _ in range(reps + 1):          # run 0 warms up (allocator, primitive caches)
         t0, c0 = time.perf_counter(), time.process_time()
         once()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     rest = sorted(times[1:])
@@ -89,7 +100,8 @@ def run_row(row, reps, threads, cfg_override):
     return {"impl": "torch", "row": row, "n": shape[0], "h": shape[2], "w": shape[3] if len(shape) > 3 else 1,
             "threads": torch.get_num_threads(), "median_s": rest[len(rest) // 2], "min_s": rest[0],
             "first_s": times[0], "cpu_s": cpu_med, "reps": reps, "peak_rss_mb": rss_mb(), "base_rss_mb": base_rss,
-            "loadavg_1m": load, "torch": torch.__version__, "config": cfg}
+            "loadavg_1m": load, "torch": torch.__version__, "config": cfg, "device": device,
+            "gpu_peak_mb": torch.cuda.max_memory_allocated() / 1048576.0 if dev.type == "cuda" else 0.0}
 
 
 def main():
@@ -99,6 +111,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--config", help="model config JSON (a string or a file) replacing the built-in one")
     ap.add_argument("--json", action="store_true", help="one JSON line per row")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--batch", type=int, default=1, help="items per encode/decode run")
+    ap.add_argument("--label", help="name of the architecture, echoed in the JSON line (as bench_nn does)")
     a = ap.parse_args()
     cfg = None
     if a.config:
@@ -116,7 +131,8 @@ def main():
                   % (row, r["median_s"], r["min_s"], r["cpu_s"], r["peak_rss_mb"], r["base_rss_mb"],
                      r["loadavg_1m"]), flush=True)
         return
-    r = run_row(a.row, a.reps, a.threads, cfg)
+    r = run_row(a.row, a.reps, a.threads, cfg, a.device, a.batch)
+    r["label"] = a.label or "%s-base" % a.row.split("-")[0]
     if a.json:
         print(json.dumps(r))
     else:
