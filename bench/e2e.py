@@ -2,7 +2,8 @@
 """e2e.py — end-to-end speed and peak memory of vqz-enc / vqz-dec with the default models (codec issue):
 images in megapixels per second (768x512 photographs), audio in multiples of real time (60 s stereo 48 kHz),
 and peak RSS (`/usr/bin/time -v`) for a 51.6-megapixel photograph and one hour of stereo 48 kHz audio.
-Writes bench/out/e2e.json and the table between <!-- e2e:begin --> and <!-- e2e:end --> in bench/RESULTS.md.
+Writes bench/out/e2e.json and the table between <!-- e2e:begin --> and <!-- e2e:end --> in bench/RESULTS.md
+(bench/out/RESULTS-quick.md with --quick).
 
 Measurement only (never part of the product). Uses Debian's /usr/bin/python3 with python3-numpy,
 python3-skimage (image scaling and PNG I/O) and python3-scipy (WAV writing); inputs are real media from
@@ -91,8 +92,12 @@ def main():
     ap.add_argument("--audio-model", default=os.path.join(ROOT, "samples", "models", "vqz-audio-v1.safetensors"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="skip the 51.6 MP image and the hour of audio")
-    ap.add_argument("--results", default=os.path.join(ROOT, "bench", "RESULTS.md"))
+    ap.add_argument("--results", default=None,
+                    help="file whose e2e section is rewritten (default bench/RESULTS.md; with --quick "
+                         "bench/out/RESULTS-quick.md, so a quick run never replaces the full table)")
     a = ap.parse_args()
+    if a.results is None:
+        a.results = os.path.join(OUT, "RESULTS-quick.md") if a.quick else os.path.join(ROOT, "bench", "RESULTS.md")
     os.makedirs(OUT, exist_ok=True)
     env = dict(os.environ, VQZ_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads), OMP_WAIT_POLICY="passive")
     enc, dec = os.path.join(BIN, "vqz-enc"), os.path.join(BIN, "vqz-dec")

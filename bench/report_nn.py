@@ -18,13 +18,20 @@ ROWS = [("image-train", "image: training step, 16×3×128×128", 0.8),
 
 
 def cpu_name():
+    """The CPU's name and its widest vector ISA: oneDNN's kernels, and so every figure, depend on it."""
+    name, flags = platform.processor() or "unknown CPU", set()
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
     except OSError:
         pass
-    return platform.processor() or "unknown CPU"
+    isa = "AVX-512" + (" with BF16" if "avx512_bf16" in flags else "") if "avx512f" in flags else \
+        "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
+    return "%s (%s)" % (name, isa)
 
 
 def pair(rows, key, label):
