@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,41 @@ size_t numel(std::initializer_list<int64_t> dims)
         INFO(what << ": relative error " << e_);                        \
         CHECK(e_ <= TOL);                                               \
     } while (0)
+
+// One convolution problem on both devices: x, w, b, y, dy, dx, dw, db on the host (h*) and the device (g*),
+// random where they are read (dw and db too, as the backward pass accumulates into them).
+struct ConvBufs {
+    std::vector<float> x, w, b, y, dy, dx, dw, db;
+    std::unique_ptr<DevBuf> bx, bw, bb, by, bdy, bdx, bdw, bdb;
+    vqz_tensor hx, hw, hb, hy, hdy, hdx, hdw, hdb, gx, gw, gb, gy, gdy, gdx, gdw, gdb;
+    ConvBufs(vqz_nn_ctx *g, vqz_rng *r, std::initializer_list<int64_t> sx, std::initializer_list<int64_t> sw,
+             std::initializer_list<int64_t> sy, int64_t co)
+        : x(rand_vec(r, numel(sx))), w(rand_vec(r, numel(sw))), b(rand_vec(r, (size_t)co)), y(numel(sy)),
+          dy(rand_vec(r, numel(sy))), dx(numel(sx)), dw(rand_vec(r, numel(sw))), db(rand_vec(r, (size_t)co))
+    {
+        auto pair = [&](std::vector<float> &v, std::initializer_list<int64_t> dims, std::unique_ptr<DevBuf> &buf,
+                        vqz_tensor &h, vqz_tensor &d) {
+            buf.reset(new DevBuf(g, v));
+            h = shaped(v, dims);
+            d = on_dev(h, *buf);
+        };
+        pair(x, sx, bx, hx, gx);
+        pair(w, sw, bw, hw, gw);
+        pair(b, {co}, bb, hb, gb);
+        pair(y, sy, by, hy, gy);
+        pair(dy, sy, bdy, hdy, gdy);
+        pair(dx, sx, bdx, hdx, gdx);
+        pair(dw, sw, bdw, hdw, gdw);
+        pair(db, {co}, bdb, hdb, gdb);
+    }
+    void check_fwd(const char *what) const { PARITY(by->get(), y, what); }
+    void check_bwd(const std::string &what) const
+    {
+        PARITY(bdx->get(), dx, what + " dx");
+        PARITY(bdw->get(), dw, what + " dw (accumulated)");
+        PARITY(bdb->get(), db, what + " db (accumulated)");
+    }
+};
 #endif
 
 } // namespace
@@ -305,33 +341,23 @@ TEST_CASE("CUDA convolutions match the CPU forward, fused and backward", "[cuda]
                         << c.stride << " p" << c.pad << " d" << c.dil << " mode" << (int)c.mode);
         int64_t oh = (c.h + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
         int64_t ow = (c.w + 2 * c.pad - c.dil * (c.k - 1) - 1) / c.stride + 1;
-        auto sx = {c.n, c.ci, c.h, c.w}, sw = {c.co, c.ci, (int64_t)c.k, (int64_t)c.k}, sy = {c.n, c.co, oh, ow};
-        std::vector<float> x = rand_vec(&r, numel(sx)), w = rand_vec(&r, numel(sw)), b = rand_vec(&r, c.co),
-                           y(numel(sy)), dy = rand_vec(&r, numel(sy)), dx(numel(sx)), dw = rand_vec(&r, numel(sw)),
-                           db = rand_vec(&r, c.co);
-        DevBuf gx(d.gpu, x), gw(d.gpu, w), gb(d.gpu, b), gy(d.gpu, y), gdy(d.gpu, dy), gdx(d.gpu, dx), gdw(d.gpu, dw),
-            gdb(d.gpu, db);
-        vqz_tensor tx = shaped(x, sx), tw = shaped(w, sw), tb = shaped(b, {c.co}), ty = shaped(y, sy),
-                   tdy = shaped(dy, sy), tdx = shaped(dx, sx), tdw = shaped(dw, sw), tdb = shaped(db, {c.co});
-        vqz_tensor ux = on_dev(tx, gx), uw = on_dev(tw, gw), ub = on_dev(tb, gb), uy = on_dev(ty, gy),
-                   udy = on_dev(tdy, gdy), udx = on_dev(tdx, gdx), udw = on_dev(tdw, gdw), udb = on_dev(tdb, gdb);
+        auto sy = {c.n, c.co, oh, ow};
+        ConvBufs t(d.gpu, &r, {c.n, c.ci, c.h, c.w}, {c.co, c.ci, (int64_t)c.k, (int64_t)c.k}, sy, c.co);
         vqz_conv2d_params p = {c.stride, c.pad, c.dil, c.mode};
-        REQUIRE(vqz_conv2d_fwd(d.cpu, &p, &tx, &tw, &tb, &ty) == VQZ_OK);
-        REQUIRE(vqz_conv2d_fwd(d.gpu, &p, &ux, &uw, &ub, &uy) == VQZ_OK);
-        PARITY(gy.get(), y, "conv2d_fwd");
-        REQUIRE(vqz_conv2d_bwd(d.cpu, &p, &tx, &tw, &tdy, &tdx, &tdw, &tdb) == VQZ_OK);
-        REQUIRE(vqz_conv2d_bwd(d.gpu, &p, &ux, &uw, &udy, &udx, &udw, &udb) == VQZ_OK);
-        PARITY(gdx.get(), dx, "conv2d_bwd dx");
-        PARITY(gdw.get(), dw, "conv2d_bwd dw (accumulated)");
-        PARITY(gdb.get(), db, "conv2d_bwd db (accumulated)");
+        REQUIRE(vqz_conv2d_fwd(d.cpu, &p, &t.hx, &t.hw, &t.hb, &t.hy) == VQZ_OK);
+        REQUIRE(vqz_conv2d_fwd(d.gpu, &p, &t.gx, &t.gw, &t.gb, &t.gy) == VQZ_OK);
+        t.check_fwd("conv2d_fwd");
+        REQUIRE(vqz_conv2d_bwd(d.cpu, &p, &t.hx, &t.hw, &t.hdy, &t.hdx, &t.hdw, &t.hdb) == VQZ_OK);
+        REQUIRE(vqz_conv2d_bwd(d.gpu, &p, &t.gx, &t.gw, &t.gdy, &t.gdx, &t.gdw, &t.gdb) == VQZ_OK);
+        t.check_bwd("conv2d_bwd");
 
         if (c.mode == VQZ_PAD_ZERO) { // fused: residual sum, output scale, activations after and before
             std::vector<float> res = rand_vec(&r, numel(sy)), rc = res;
             DevBuf gres(d.gpu, res);
             vqz_tensor trc = shaped(rc, sy), ures = on_dev(trc, gres);
             vqz_conv_fusion f = {VQZ_LAYOUT_NCHW, VQZ_LAYOUT_NCHW, 1, 0.5f, 0.75f, VQZ_FUSED_SILU, VQZ_FUSED_ELU};
-            REQUIRE(vqz_conv2d_fwd_fused(d.cpu, &p, &f, &tx, &tw, &tb, &trc) == VQZ_OK);
-            REQUIRE(vqz_conv2d_fwd_fused(d.gpu, &p, &f, &ux, &uw, &ub, &ures) == VQZ_OK);
+            REQUIRE(vqz_conv2d_fwd_fused(d.cpu, &p, &f, &t.hx, &t.hw, &t.hb, &trc) == VQZ_OK);
+            REQUIRE(vqz_conv2d_fwd_fused(d.gpu, &p, &f, &t.gx, &t.gw, &t.gb, &ures) == VQZ_OK);
             PARITY(gres.get(), rc, "conv2d_fwd_fused");
         }
     }
@@ -361,32 +387,22 @@ TEST_CASE("CUDA convolutions match the CPU forward, fused and backward", "[cuda]
         INFO("conv1d n" << c.n << " ci" << c.ci << " t" << c.t << " co" << c.co << " k" << c.k << " s" << c.stride
                         << " p" << c.pl << "+" << c.pr << " d" << c.dil << " mode" << (int)c.mode);
         int64_t to = (c.t + c.pl + c.pr - c.dil * (c.k - 1) - 1) / c.stride + 1;
-        auto sx = {c.n, c.ci, c.t}, sw = {c.co, c.ci, (int64_t)c.k}, sy = {c.n, c.co, to};
-        std::vector<float> x = rand_vec(&r, numel(sx)), w = rand_vec(&r, numel(sw)), b = rand_vec(&r, c.co),
-                           y(numel(sy)), dy = rand_vec(&r, numel(sy)), dx(numel(sx)), dw = rand_vec(&r, numel(sw)),
-                           db = rand_vec(&r, c.co);
-        DevBuf gx(d.gpu, x), gw(d.gpu, w), gb(d.gpu, b), gy(d.gpu, y), gdy(d.gpu, dy), gdx(d.gpu, dx), gdw(d.gpu, dw),
-            gdb(d.gpu, db);
-        vqz_tensor tx = shaped(x, sx), tw = shaped(w, sw), tb = shaped(b, {c.co}), ty = shaped(y, sy),
-                   tdy = shaped(dy, sy), tdx = shaped(dx, sx), tdw = shaped(dw, sw), tdb = shaped(db, {c.co});
-        vqz_tensor ux = on_dev(tx, gx), uw = on_dev(tw, gw), ub = on_dev(tb, gb), uy = on_dev(ty, gy),
-                   udy = on_dev(tdy, gdy), udx = on_dev(tdx, gdx), udw = on_dev(tdw, gdw), udb = on_dev(tdb, gdb);
+        auto sy = {c.n, c.co, to};
+        ConvBufs t(d.gpu, &r, {c.n, c.ci, c.t}, {c.co, c.ci, (int64_t)c.k}, sy, c.co);
         vqz_conv1d_params p = {c.stride, c.pl, c.pr, c.dil, c.mode};
-        REQUIRE(vqz_conv1d_fwd(d.cpu, &p, &tx, &tw, &tb, &ty) == VQZ_OK);
-        REQUIRE(vqz_conv1d_fwd(d.gpu, &p, &ux, &uw, &ub, &uy) == VQZ_OK);
-        PARITY(gy.get(), y, "conv1d_fwd");
-        REQUIRE(vqz_conv1d_bwd(d.cpu, &p, &tx, &tw, &tdy, &tdx, &tdw, &tdb) == VQZ_OK);
-        REQUIRE(vqz_conv1d_bwd(d.gpu, &p, &ux, &uw, &udy, &udx, &udw, &udb) == VQZ_OK);
-        PARITY(gdx.get(), dx, "conv1d_bwd dx");
-        PARITY(gdw.get(), dw, "conv1d_bwd dw (accumulated)");
-        PARITY(gdb.get(), db, "conv1d_bwd db (accumulated)");
+        REQUIRE(vqz_conv1d_fwd(d.cpu, &p, &t.hx, &t.hw, &t.hb, &t.hy) == VQZ_OK);
+        REQUIRE(vqz_conv1d_fwd(d.gpu, &p, &t.gx, &t.gw, &t.gb, &t.gy) == VQZ_OK);
+        t.check_fwd("conv1d_fwd");
+        REQUIRE(vqz_conv1d_bwd(d.cpu, &p, &t.hx, &t.hw, &t.hdy, &t.hdx, &t.hdw, &t.hdb) == VQZ_OK);
+        REQUIRE(vqz_conv1d_bwd(d.gpu, &p, &t.gx, &t.gw, &t.gdy, &t.gdx, &t.gdw, &t.gdb) == VQZ_OK);
+        t.check_bwd("conv1d_bwd");
         if (c.mode == VQZ_PAD_ZERO) {
             std::vector<float> res = rand_vec(&r, numel(sy)), rc = res;
             DevBuf gres(d.gpu, res);
             vqz_tensor trc = shaped(rc, sy), ures = on_dev(trc, gres);
             vqz_conv_fusion f = {VQZ_LAYOUT_NCHW, VQZ_LAYOUT_NCHW, 1, 1.0f, 1.0f, VQZ_FUSED_ELU, VQZ_FUSED_SILU};
-            REQUIRE(vqz_conv1d_fwd_fused(d.cpu, &p, &f, &tx, &tw, &tb, &trc) == VQZ_OK);
-            REQUIRE(vqz_conv1d_fwd_fused(d.gpu, &p, &f, &ux, &uw, &ub, &ures) == VQZ_OK);
+            REQUIRE(vqz_conv1d_fwd_fused(d.cpu, &p, &f, &t.hx, &t.hw, &t.hb, &trc) == VQZ_OK);
+            REQUIRE(vqz_conv1d_fwd_fused(d.gpu, &p, &f, &t.gx, &t.gw, &t.gb, &ures) == VQZ_OK);
             PARITY(gres.get(), rc, "conv1d_fwd_fused");
         }
     }
@@ -399,25 +415,14 @@ TEST_CASE("CUDA convolutions match the CPU forward, fused and backward", "[cuda]
         INFO("convtr1d n" << c.n << " ci" << c.ci << " t" << c.t << " co" << c.co << " k" << c.k << " s" << c.stride
                           << " crop" << c.cl << "+" << c.cr);
         int64_t to = (c.t - 1) * c.stride + c.k - c.cl - c.cr;
-        auto sx = {c.n, c.ci, c.t}, sw = {c.ci, c.co, (int64_t)c.k}, sy = {c.n, c.co, to};
-        std::vector<float> x = rand_vec(&r, numel(sx)), w = rand_vec(&r, numel(sw)), b = rand_vec(&r, c.co),
-                           y(numel(sy)), dy = rand_vec(&r, numel(sy)), dx(numel(sx)), dw = rand_vec(&r, numel(sw)),
-                           db = rand_vec(&r, c.co);
-        DevBuf gx(d.gpu, x), gw(d.gpu, w), gb(d.gpu, b), gy(d.gpu, y), gdy(d.gpu, dy), gdx(d.gpu, dx), gdw(d.gpu, dw),
-            gdb(d.gpu, db);
-        vqz_tensor tx = shaped(x, sx), tw = shaped(w, sw), tb = shaped(b, {c.co}), ty = shaped(y, sy),
-                   tdy = shaped(dy, sy), tdx = shaped(dx, sx), tdw = shaped(dw, sw), tdb = shaped(db, {c.co});
-        vqz_tensor ux = on_dev(tx, gx), uw = on_dev(tw, gw), ub = on_dev(tb, gb), uy = on_dev(ty, gy),
-                   udy = on_dev(tdy, gdy), udx = on_dev(tdx, gdx), udw = on_dev(tdw, gdw), udb = on_dev(tdb, gdb);
+        ConvBufs t(d.gpu, &r, {c.n, c.ci, c.t}, {c.ci, c.co, (int64_t)c.k}, {c.n, c.co, to}, c.co);
         vqz_convtr1d_params p = {c.stride, c.cl, c.cr};
-        REQUIRE(vqz_convtr1d_fwd(d.cpu, &p, &tx, &tw, &tb, &ty) == VQZ_OK);
-        REQUIRE(vqz_convtr1d_fwd(d.gpu, &p, &ux, &uw, &ub, &uy) == VQZ_OK);
-        PARITY(gy.get(), y, "convtr1d_fwd");
-        REQUIRE(vqz_convtr1d_bwd(d.cpu, &p, &tx, &tw, &tdy, &tdx, &tdw, &tdb) == VQZ_OK);
-        REQUIRE(vqz_convtr1d_bwd(d.gpu, &p, &ux, &uw, &udy, &udx, &udw, &udb) == VQZ_OK);
-        PARITY(gdx.get(), dx, "convtr1d_bwd dx");
-        PARITY(gdw.get(), dw, "convtr1d_bwd dw (accumulated)");
-        PARITY(gdb.get(), db, "convtr1d_bwd db (accumulated)");
+        REQUIRE(vqz_convtr1d_fwd(d.cpu, &p, &t.hx, &t.hw, &t.hb, &t.hy) == VQZ_OK);
+        REQUIRE(vqz_convtr1d_fwd(d.gpu, &p, &t.gx, &t.gw, &t.gb, &t.gy) == VQZ_OK);
+        t.check_fwd("convtr1d_fwd");
+        REQUIRE(vqz_convtr1d_bwd(d.cpu, &p, &t.hx, &t.hw, &t.hdy, &t.hdx, &t.hdw, &t.hdb) == VQZ_OK);
+        REQUIRE(vqz_convtr1d_bwd(d.gpu, &p, &t.gx, &t.gw, &t.gdy, &t.gdx, &t.gdw, &t.gdb) == VQZ_OK);
+        t.check_bwd("convtr1d_bwd");
     }
 #endif
 }
