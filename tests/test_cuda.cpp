@@ -547,3 +547,49 @@ TEST_CASE("CUDA image and audio models encode and decode like the CPU", "[cuda]"
     }
 #endif
 }
+
+TEST_CASE("CUDA codes a sample photograph with the shipped model like the CPU", "[cuda]")
+{
+    Devices d;
+    if (!d.ready())
+        return;
+    vqz_model *m = nullptr;
+    REQUIRE(vqz_model_load(vqz_test_path("../samples/models/vqz-image-v1.safetensors").c_str(), &m) == VQZ_OK);
+    // A 160x96 RGB gradient with texture: several 64-pixel tiles, so halos and tile edges are crossed.
+    const uint32_t W = 160, H = 96;
+    std::vector<uint8_t> px((size_t)W * H * 3);
+    for (uint32_t y = 0; y < H; y++)
+        for (uint32_t x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++)
+                px[((size_t)y * W + x) * 3 + c] = (uint8_t)((x * (c + 1) + y * (3 - c) + ((x * y) % 17) * 5) & 255);
+    vqz_pixels in = {W, H, 3, 8, px.data()};
+    vqz_options oc, og;
+    vqz_options_init(&oc);
+    oc.device = VQZ_DEVICE_CPU;
+    oc.tile = 64;
+    og = oc;
+    og.device = VQZ_DEVICE_CUDA;
+    uint8_t *fc = nullptr, *fg = nullptr;
+    size_t nc = 0, ng = 0;
+    REQUIRE(vqz_image_encode(m, &oc, &in, &fc, &nc) == VQZ_OK);
+    REQUIRE(vqz_image_encode(m, &og, &in, &fg, &ng) == VQZ_OK);
+    INFO("file sizes: CPU " << nc << " bytes, CUDA " << ng << " bytes");
+    CHECK(std::abs((long)nc - (long)ng) <= (long)nc / 50);
+    // Decoding the CPU's file on both devices: 8-bit outputs within one step of each other.
+    vqz_pixels oc_px, og_px;
+    REQUIRE(vqz_image_decode(m, &oc, fc, nc, &oc_px) == VQZ_OK);
+    REQUIRE(vqz_image_decode(m, &og, fc, nc, &og_px) == VQZ_OK);
+    REQUIRE(oc_px.width == W);
+    REQUIRE(og_px.height == H);
+    int worst = 0;
+    const uint8_t *a = (const uint8_t *)oc_px.pixels, *b = (const uint8_t *)og_px.pixels;
+    for (size_t i = 0; i < px.size(); i++)
+        worst = std::max(worst, std::abs((int)a[i] - (int)b[i]));
+    INFO("largest pixel difference between the CPU and CUDA decodes: " << worst);
+    CHECK(worst <= 1);
+    vqz_free(oc_px.pixels);
+    vqz_free(og_px.pixels);
+    vqz_free(fc);
+    vqz_free(fg);
+    vqz_model_free(m);
+}
