@@ -2,7 +2,8 @@
  * and audio models at the sizes of issue 3), printed as one JSON line with the median time and the
  * process's peak RSS. Run each row in its own process so peak memory is per row:
  *   bench_nn image-train | image-encode | image-decode | audio-train | audio-encode | audio-decode [reps]
- *   bench_nn config image|audio [CONFIG.json]  (prints the benchmarked config's JSON)
+ *   bench_nn config image|audio [CONFIG]  (prints the benchmarked config's JSON)
+ *   bench_nn label image|audio [CONFIG]   (prints the architecture's label, as the rows name it)
  * CONFIG (third argument of a row) benchmarks that architecture instead of the image-base / audio-base
  * preset: a JSON file (e.g. a shipped model's config) or a preset name such as audio-small. The JSON line
  * names it in "label" (the file's base name without .json, or the preset).
@@ -85,6 +86,12 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *row = argv[1];
+    if (strcmp(row, "label") == 0 && argc > 2) { /* the name the rows give, for the PyTorch twin's lines */
+        char label[128];
+        config_label(strcmp(argv[2], "image") == 0, argc > 3 ? argv[3] : NULL, label, sizeof label);
+        puts(label);
+        return 0;
+    }
     if (strcmp(row, "config") == 0 && argc > 2) { /* the preset's JSON, for the PyTorch twin */
         vqz_net_config c;
         char *json = NULL;
@@ -177,12 +184,15 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     double enc_macs = 0, dec_macs = 0;
     vqz_net_macs(m, h, w, &enc_macs, &dec_macs);
+    /* the row's own network: the encoder, the decoder, or both for a training step's forward pass */
+    double row_macs = strcmp(what, "encode") == 0 ? enc_macs : strcmp(what, "decode") == 0 ? dec_macs
+                                                                                          : enc_macs + dec_macs;
     char label[128];
     config_label(image, argc > 3 ? argv[3] : NULL, label, sizeof label);
     printf("{\"impl\":\"vqz\",\"device\":\"%s\",\"row\":\"%s\",\"label\":\"%s\",\"n\":%lld,\"h\":%lld,\"w\":%lld,\"threads\":%d,\"median_s\":%.6f,"
            "\"first_s\":%.6f,\"peak_rss_mb\":%.1f,\"arena_mb\":%.1f,\"gmac_per_item\":%.3f}\n",
            cuda ? "cuda" : "cpu", row, label, (long long)n, (long long)h, (long long)w, ctx->threads, med, times[0], ru.ru_maxrss / 1024.0,
-           (m->enc.arena_cap + m->dec.arena_cap) * 4.0 / 1048576.0, (strcmp(what, "encode") == 0 ? enc_macs : strcmp(what, "decode") == 0 ? dec_macs : enc_macs + dec_macs) / 1e9);
+           (m->enc.arena_cap + m->dec.arena_cap) * 4.0 / 1048576.0, row_macs / 1e9);
     free(times);
     free(idx);
     free(x);

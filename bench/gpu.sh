@@ -55,8 +55,7 @@ audio-decode:audio-small:1 audio-encode:audio-small:1 image-decode:image-base:1 
 for spec in $ROWS; do
     row=${spec%%:*} rest=${spec#*:}
     cfg=${rest%:*} batch=${rest##*:} kind=${row%%-*}
-    label=$(basename "$cfg" .json)
-    label=${label%.config}
+    label=$(build/bin/bench_nn label "$kind" "$cfg")
     say "$row $label batch $batch"
     VQZ_BENCH_DEVICE=cuda VQZ_BENCH_BATCH=$batch build/bin/bench_nn "$row" "$REPS" "$cfg" >> "$JSON" ||
         say "vqz $row failed"

@@ -28,9 +28,8 @@ for spec in $SHIPPED; do
     row=${spec%%:*} cfg=${spec#*:} kind=${spec%%-*}
     echo "bench: $row ($cfg)" >&2
     VQZ_THREADS=$THREADS OMP_NUM_THREADS=$THREADS $BIN "$row" "$REPS" "$cfg" >> "$OUT"
-    label=$(basename "$cfg" .json); label=${label%.config}
     OMP_NUM_THREADS=$THREADS /usr/bin/python3 bench/torch_twin_bench.py "$row" --reps "$REPS" --threads "$THREADS" \
-        --config "$($BIN config "$kind" "$cfg")" --label "$label" --json | tail -n 1 >> "$OUT"
+        --config "$($BIN config "$kind" "$cfg")" --label "$($BIN label "$kind" "$cfg")" --json | tail -n 1 >> "$OUT"
 done
 /usr/bin/python3 bench/report_nn.py "$OUT" bench/RESULTS.md
 [ "${VQZ_BENCH_NN_ONLY:-0}" = 1 ] && exit 0

@@ -30,8 +30,6 @@ vqz_status vqz_cuda_sync(void *st);
 /* A scratch buffer of at least `bytes`, owned by the state and valid until the next call of this
  * function on the same state (each op asks once, at its start). */
 vqz_status vqz_cuda_workspace(void *st, size_t bytes, void **p);
-/* 1 when the pointer is device memory of this process (used by nn/ to check tensors' placement). */
-int vqz_cuda_is_device_ptr(const void *p);
 
 /* ------------------------------------------------------------- convolutions (kernels/conv.cu) */
 /* Activation applied by fused convolutions (0 none, 1 SiLU, 2 ELU with alpha 1), as vqz_fused_act. */
@@ -117,8 +115,6 @@ vqz_status vqz_cuda_mse_loss(void *st, const float *x, const float *t, float wei
                              int64_t n);
 vqz_status vqz_cuda_l1_loss(void *st, const float *x, const float *t, float weight, double *loss, float *grad,
                             int64_t n);
-/* 1 when any of the n values is NaN or Inf, with the first such index in *first. */
-vqz_status vqz_cuda_find_nonfinite(void *st, const float *x, int64_t n, int *found, int64_t *first);
 
 /* ----------------------------------------------------------------------- quantizer (kernels/rvq.cu) */
 /* Residual VQ search with the CPU's exact semantics (nn/rvq.c): codebooks cb[levels][K][D], latents

@@ -227,13 +227,3 @@ extern "C" vqz_status vqz_cuda_workspace(void *state, size_t bytes, void **p)
     *p = st->ws;
     return VQZ_OK;
 }
-
-extern "C" int vqz_cuda_is_device_ptr(const void *p)
-{
-    cudaPointerAttributes a;
-    if (!p || cudaPointerGetAttributes(&a, p) != cudaSuccess) {
-        cudaGetLastError();
-        return 0;
-    }
-    return a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged;
-}

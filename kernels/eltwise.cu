@@ -609,39 +609,3 @@ extern "C" vqz_status vqz_cuda_l1_loss(void *st, const float *x, const float *t,
 {
     return loss_run(st, "l1_loss", x, t, (float)(weight / (double)n), 1, loss, grad, n);
 }
-
-/* ------------------------------------------------------------------------------ non-finite scan */
-
-/* The lowest offending index by atomicMin, so the answer does not depend on scheduling. Each thread's
- * first hit is its lowest (its indices ascend). */
-__global__ static void nonfinite_k(const float *x, int64_t n, unsigned long long *first)
-{
-    GRID_LOOP(i, n) {
-        if (!isfinite(x[i])) {
-            atomicMin(first, (unsigned long long)i);
-            return;
-        }
-    }
-}
-
-extern "C" vqz_status vqz_cuda_find_nonfinite(void *st, const float *x, int64_t n, int *found, int64_t *first)
-{
-    const char *op = "find_nonfinite";
-    *found = 0;
-    if (first)
-        *first = -1;
-    if (n <= 0)
-        return VQZ_OK;
-    void *ws;
-    VQZ_TRY(vqz_cuda_workspace(st, sizeof(unsigned long long), &ws));
-    unsigned long long *dfirst = (unsigned long long *)ws, hfirst;
-    VQZ_CUDA_CHECK(cudaMemsetAsync(dfirst, 0xff, sizeof *dfirst, VQZ_CUDA_STREAM(st)), op); /* ULLONG_MAX */
-    LAUNCH(nonfinite_k, n, op, x, n, dfirst);
-    VQZ_TRY(vqz_cuda_d2h(st, &hfirst, dfirst, sizeof hfirst));
-    if (hfirst != ~0ull) {
-        *found = 1;
-        if (first)
-            *first = (int64_t)hfirst;
-    }
-    return VQZ_OK;
-}

@@ -36,7 +36,7 @@ static void buf_free(const vqz_graph *g, float *p)
     free(p);
 }
 
-/* floats, 64-byte aligned; zeroed when zero is set (device memory is always zeroed: cheap there) */
+/* floats, 64-byte aligned; zeroed when zero is set */
 static vqz_status buf_alloc(const vqz_graph *g, int64_t floats, int zero, float **p, const char *what)
 {
     size_t bytes = (size_t)(floats > 0 ? floats : 1) * sizeof(float);
@@ -45,7 +45,7 @@ static vqz_status buf_alloc(const vqz_graph *g, int64_t floats, int zero, float 
 #ifdef VQZ_HAVE_CUDA
     if (g->device == VQZ_CUDA) {
         VQZ_TRY(vqz_cuda_malloc(g->cuda, bytes, (void **)p));
-        vqz_status s = vqz_cuda_memset0(g->cuda, *p, bytes);
+        vqz_status s = zero ? vqz_cuda_memset0(g->cuda, *p, bytes) : VQZ_OK;
         if (s != VQZ_OK) {
             vqz_cuda_free(g->cuda, *p);
             *p = NULL;

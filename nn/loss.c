@@ -56,23 +56,9 @@ static vqz_status loss_checks(vqz_nn_ctx *ctx, const char *op, const vqz_tensor 
     return VQZ_OK;
 }
 
-/* grad may alias x or target: each element is read before it is written. */
-vqz_status vqz_mse_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *target, float weight,
-                        double *loss, vqz_tensor *grad)
+/* The CPU sums. grad may alias x or target: each element is read before it is written. */
+static double mse_cpu(const float *a, const float *b, float *g, float gs, int64_t n)
 {
-    VQZ_TRY(loss_checks(ctx, "mse_loss", x, target, grad, loss));
-    int64_t n = vqz_tensor_numel(x);
-    if (ctx->device == VQZ_CUDA) {
-        VQZ_TRY(vqz_nn_cuda_ready(ctx, "mse_loss"));
-#ifdef VQZ_HAVE_CUDA
-        VQZ_TRY(vqz_cuda_mse_loss(ctx->cuda, x->data, target->data, weight, loss, grad ? grad->data : NULL, n));
-        VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "mse_loss: loss is %g (NaN/Inf in x or target)", *loss);
-        return VQZ_OK;
-#endif
-    }
-    const float *a = x->data, *b = target->data;
-    float *g = grad ? grad->data : NULL;
-    float gs = (float)(2.0 * weight / (double)n);
     double s = 0.0;
     if (g) {
         #pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
@@ -88,27 +74,11 @@ vqz_status vqz_mse_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *
             s += (double)d * d;
         }
     }
-    *loss = s / (double)n;
-    VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "mse_loss: loss is %g (NaN/Inf in x or target)", *loss);
-    return VQZ_OK;
+    return s / (double)n;
 }
 
-vqz_status vqz_l1_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *target, float weight,
-                       double *loss, vqz_tensor *grad)
+static double l1_cpu(const float *a, const float *b, float *g, float gs, int64_t n)
 {
-    VQZ_TRY(loss_checks(ctx, "l1_loss", x, target, grad, loss));
-    int64_t n = vqz_tensor_numel(x);
-    if (ctx->device == VQZ_CUDA) {
-        VQZ_TRY(vqz_nn_cuda_ready(ctx, "l1_loss"));
-#ifdef VQZ_HAVE_CUDA
-        VQZ_TRY(vqz_cuda_l1_loss(ctx->cuda, x->data, target->data, weight, loss, grad ? grad->data : NULL, n));
-        VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "l1_loss: loss is %g (NaN/Inf in x or target)", *loss);
-        return VQZ_OK;
-#endif
-    }
-    const float *a = x->data, *b = target->data;
-    float *g = grad ? grad->data : NULL;
-    float gs = (float)(weight / (double)n);
     double s = 0.0;
     if (g) {
         #pragma omp parallel for simd schedule(static) reduction(+ : s) if (n > PAR_MIN)
@@ -122,7 +92,40 @@ vqz_status vqz_l1_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *t
         for (int64_t i = 0; i < n; i++)
             s += fabsf(a[i] - b[i]);
     }
-    *loss = s / (double)n;
-    VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "l1_loss: loss is %g (NaN/Inf in x or target)", *loss);
+    return s / (double)n;
+}
+
+/* Runs one loss on the context's device (the CUDA twin takes the weight; the CPU sums take the gradient
+ * scale gs) and refuses a non-finite result on either. */
+static vqz_status run_loss(vqz_nn_ctx *ctx, const char *op, int l1, const vqz_tensor *x, const vqz_tensor *target,
+                           float weight, double *loss, vqz_tensor *grad)
+{
+    VQZ_TRY(loss_checks(ctx, op, x, target, grad, loss));
+    int64_t n = vqz_tensor_numel(x);
+    float *g = grad ? grad->data : NULL;
+    if (ctx->device == VQZ_CUDA) {
+        VQZ_TRY(vqz_nn_cuda_ready(ctx, op));
+#ifdef VQZ_HAVE_CUDA
+        VQZ_TRY(l1 ? vqz_cuda_l1_loss(ctx->cuda, x->data, target->data, weight, loss, g, n)
+                   : vqz_cuda_mse_loss(ctx->cuda, x->data, target->data, weight, loss, g, n));
+#endif
+    } else if (l1) {
+        *loss = l1_cpu(x->data, target->data, g, (float)(weight / (double)n), n);
+    } else {
+        *loss = mse_cpu(x->data, target->data, g, (float)(2.0 * weight / (double)n), n);
+    }
+    VQZ_FAIL_IF(!isfinite(*loss), VQZ_ERR_NONFINITE, "%s: loss is %g (NaN/Inf in x or target)", op, *loss);
     return VQZ_OK;
+}
+
+vqz_status vqz_mse_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *target, float weight,
+                        double *loss, vqz_tensor *grad)
+{
+    return run_loss(ctx, "mse_loss", 0, x, target, weight, loss, grad);
+}
+
+vqz_status vqz_l1_loss(vqz_nn_ctx *ctx, const vqz_tensor *x, const vqz_tensor *target, float weight,
+                       double *loss, vqz_tensor *grad)
+{
+    return run_loss(ctx, "l1_loss", 1, x, target, weight, loss, grad);
 }

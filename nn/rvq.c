@@ -421,10 +421,7 @@ static vqz_status encode_common(const char *op, vqz_nn_ctx *ctx, const vqz_rvq *
     if (ctx->device == VQZ_CUDA) {
         VQZ_TRY(vqz_nn_cuda_ready(ctx, op));
 #ifdef VQZ_HAVE_CUDA
-        int bad = 0;
-        int64_t first = 0;
-        VQZ_TRY(vqz_cuda_find_nonfinite(ctx->cuda, x->data, vqz_tensor_numel(x), &bad, &first));
-        VQZ_FAIL_IF(bad, VQZ_ERR_NONFINITE, "%s: non-finite value at element %lld", op, (long long)first);
+        /* the search itself reports a non-finite latent (VQZ_ERR_NONFINITE), as the CPU check below does */
         return vqz_cuda_rvq_encode(ctx->cuda, q->codebooks, n_levels, q->K, q->D, x->data, N, S, idx,
                                    xq ? xq->data : NULL, commit_sum);
 #endif
