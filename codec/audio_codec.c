@@ -225,15 +225,17 @@ static vqz_status encode_stream(audio_encoder *e, vqz_audio_reader *r, const vqz
 }
 
 /* A complete file in memory: the header, the metadata and the first `levels` levels of the store. */
-static vqz_status build_file(const vqz_header *h, const char *meta, const index_store *st, int zstd_level,
-                             uint8_t **buf, uint64_t *size)
+static vqz_status build_file(const vqz_model *m, const vqz_header *h, const char *meta, const index_store *st,
+                             const vqz_options *o, uint8_t **buf, uint64_t *size)
 {
     *buf = NULL;
     vqz_container_writer *w = NULL;
     VQZ_TRY(vqz_container_writer_create(h, &w));
-    vqz_status s = VQZ_OK;
-    if (zstd_level > 0)
-        s = vqz_container_writer_set_zstd_level(w, zstd_level);
+    vqz_status s = vqz_model_prior_to_writer(m, w, h->levels);
+    if (s == VQZ_OK && o->zstd_level > 0)
+        s = vqz_container_writer_set_zstd_level(w, o->zstd_level);
+    if (s == VQZ_OK)
+        vqz_container_writer_set_modelled(w, !o->zstd_only);
     if (s == VQZ_OK)
         s = vqz_container_writer_set_metadata(w, meta, strlen(meta));
     uint32_t chunks = vqz_header_chunk_count(h);
@@ -408,7 +410,7 @@ static vqz_status encode_file(const vqz_model *m, const vqz_options *o, const ch
     if (s == VQZ_OK)
         s = describe_source(&info, &meta);
     if (s == VQZ_OK)
-        s = build_file(&h, meta, &e.store, o->zstd_level, &buf, &size);
+        s = build_file(m, &h, meta, &e.store, o, &buf, &size);
     store_free(&e.store);
     if (s == VQZ_OK && o->levels == 0 && o->kbps > 0)
         s = fit_rate(&h, meta, o->kbps, seconds, &buf, &size, &levels);
@@ -462,6 +464,7 @@ static vqz_status check_header(const vqz_model *m, vqz_container *c)
     for (int l = 0; l < h->levels; l++)
         VQZ_FAIL_IF(h->K[l] != (uint32_t)m->cfg.codebook_size, VQZ_ERR_MODEL_MISMATCH,
                     "level %d has K = %u, model '%s' has %d", l + 1, h->K[l], m->name, m->cfg.codebook_size);
+    VQZ_TRY(vqz_model_prior_to_reader(m, c));
     VQZ_FAIL_IF(h->audio.channels > VQZ_AUDIO_MAX_CHANNELS, VQZ_ERR_LIMIT, "%u channels (at most %d are accepted)",
                 h->audio.channels, VQZ_AUDIO_MAX_CHANNELS);
     VQZ_FAIL_IF(h->audio.sample_rate < VQZ_AUDIO_MIN_RATE || h->audio.sample_rate > VQZ_AUDIO_MAX_RATE, VQZ_ERR_LIMIT,

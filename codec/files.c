@@ -224,9 +224,25 @@ vqz_status vqz_file_describe_json(const char *path, char **json)
         cJSON_AddNumberToObject(o, "alpha_bytes", (double)vqz_container_alpha_size(c));
     cJSON *levels = cJSON_AddArrayToObject(o, "level_stats");
     int avail = vqz_container_levels_available(c);
+    /* modelled frames may start from the model's prior: find the model the file names */
+    vqz_model *pm = NULL;
+    cJSON_AddBoolToObject(o, "modelled_frames", vqz_container_uses_prior(c));
+    if (vqz_container_uses_prior(c)) {
+        char mp[4096];
+        if (vqz_model_locate(h->model_name, h->model_sha256, mp, sizeof mp) != VQZ_OK ||
+            vqz_model_load(mp, &pm) != VQZ_OK || vqz_model_prior_to_reader(pm, c) != VQZ_OK)
+            vqz_error_clear(); /* frames that need the prior then fail below, and are reported */
+    }
     for (int l = 0; levels && l < avail; l++) {
         vqz_level_stats st;
         s = vqz_container_level_stats(c, l, &st);
+        if (s == VQZ_ERR_UNSUPPORTED) {
+            cJSON_AddStringToObject(o, "level_stats_missing", "frames start from the model's prior and the model "
+                                                              "was not found on the model search path");
+            vqz_error_clear();
+            s = VQZ_OK;
+            break;
+        }
         if (s != VQZ_OK)
             break;
         cJSON *e = cJSON_CreateObject();
@@ -242,9 +258,12 @@ vqz_status vqz_file_describe_json(const char *path, char **json)
         cJSON_AddNumberToObject(e, "entropy_bits_per_index", st.entropy_bits);
         cJSON_AddNumberToObject(e, "entropy_bytes", st.entropy_bits * st.indices / 8.0);
         cJSON_AddNumberToObject(e, "distinct", st.distinct);
+        cJSON_AddNumberToObject(e, "chunks", vqz_header_chunk_count(h));
+        cJSON_AddNumberToObject(e, "modelled_chunks", st.modelled);
         cJSON_AddItemToArray(levels, e);
     }
     vqz_container_free(c);
+    vqz_model_free(pm);
     char *txt = s == VQZ_OK ? cJSON_Print(o) : NULL;
     cJSON_Delete(o);
     VQZ_TRY(s);

@@ -340,6 +340,10 @@ vqz_status vqz_image_codec_encode(const vqz_model *m, const vqz_options *o, cons
     size_t level_n = (size_t)(gh * gw);
     if (s == VQZ_OK)
         s = vqz_container_writer_create(&h, &w);
+    if (s == VQZ_OK)
+        s = vqz_model_prior_to_writer(m, w, L);
+    if (s == VQZ_OK)
+        vqz_container_writer_set_modelled(w, !o->zstd_only);
     if (s == VQZ_OK && o->zstd_level > 0)
         s = vqz_container_writer_set_zstd_level(w, o->zstd_level);
     if (s == VQZ_OK)
@@ -456,6 +460,7 @@ vqz_status vqz_image_codec_decode(const vqz_model *m, const vqz_options *o, vqz_
     for (int l = 0; l < h->levels; l++)
         VQZ_FAIL_IF(h->K[l] != (uint32_t)m->cfg.codebook_size, VQZ_ERR_MODEL_MISMATCH,
                     "level %d has K = %u, model '%s' has %d", l + 1, h->K[l], m->name, m->cfg.codebook_size);
+    VQZ_TRY(vqz_model_prior_to_reader(m, c));
     int avail = vqz_container_levels_available(c);
     VQZ_FAIL_IF(avail < 1, VQZ_ERR_TRUNCATED, "the file ends before its first level is complete");
     int levels = o->levels > 0 ? (o->levels < avail ? o->levels : avail) : avail;

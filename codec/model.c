@@ -20,6 +20,42 @@ const char *vqz_default_model_name(vqz_kind kind)
     return kind == VQZ_KIND_AUDIO ? "vqz-audio-v1" : "vqz-image-v1";
 }
 
+/* The optional prior (spec/bundle.md §3.1): F32 [L, K], each row valid frequencies (integers >= 1, sum 2^24). */
+static vqz_status load_prior(const vqz_bundle *b, const vqz_tensor_info *pi, vqz_model *m)
+{
+    const int L = m->cfg.levels, K = m->cfg.codebook_size;
+    VQZ_FAIL_IF(pi->dtype != VQZ_DTYPE_F32, VQZ_ERR_FORMAT, "%s must be F32, not %s", VQZ_PRIOR_TENSOR,
+                vqz_dtype_name(pi->dtype));
+    VQZ_FAIL_IF(L > VQZ_MAX_LEVELS, VQZ_ERR_FORMAT, "%s: %d levels, at most %d", VQZ_PRIOR_TENSOR, L, VQZ_MAX_LEVELS);
+    const int64_t shape[2] = {L, K};
+    float *f = malloc(sizeof(float) * (size_t)L * K);
+    VQZ_FAIL_IF(!f, VQZ_ERR_NOMEM, "out of memory for %s", VQZ_PRIOR_TENSOR);
+    vqz_status s = vqz_bundle_get_f32(b, VQZ_PRIOR_TENSOR, 2, shape, f);
+    for (int l = 0; s == VQZ_OK && l < L; l++) {
+        s = vqz_prior_init_f32(&m->prior[l], f + (size_t)l * K, (uint32_t)K);
+        if (s != VQZ_OK)
+            vqz_error_prefix("%s level %d: ", VQZ_PRIOR_TENSOR, l);
+    }
+    free(f);
+    m->has_prior = s == VQZ_OK;
+    return s;
+}
+
+vqz_status vqz_model_prior_to_writer(const vqz_model *m, vqz_container_writer *w, int levels)
+{
+    for (int l = 0; m->has_prior && l < levels; l++)
+        VQZ_TRY(vqz_container_writer_set_prior(w, l, &m->prior[l]));
+    return VQZ_OK;
+}
+
+vqz_status vqz_model_prior_to_reader(const vqz_model *m, vqz_container *c)
+{
+    int L = vqz_container_header(c)->levels;
+    for (int l = 0; m->has_prior && l < L && l < m->cfg.levels; l++)
+        VQZ_TRY(vqz_container_set_prior(c, l, &m->prior[l]));
+    return VQZ_OK;
+}
+
 static vqz_status load_from_bundle(vqz_bundle *b, const char *what, vqz_model **out)
 {
     const char *fmt = NULL, *name = NULL, *config = NULL;
@@ -42,9 +78,16 @@ static vqz_status load_from_bundle(vqz_bundle *b, const char *what, vqz_model **
         const vqz_param_info *p = &m->net->info[i];
         s = vqz_bundle_get_f32(b, p->name, p->ndim, p->shape, m->net->params + p->offset);
     }
-    if (s == VQZ_OK && vqz_bundle_tensor_count(b) != m->net->n_tensors)
-        s = vqz_fail(VQZ_ERR_FORMAT, "bundle holds %d tensors, the architecture has %d",
-                     vqz_bundle_tensor_count(b), m->net->n_tensors);
+    vqz_tensor_info pi;
+    if (s == VQZ_OK) {
+        if (vqz_bundle_find(b, VQZ_PRIOR_TENSOR, &pi) == VQZ_OK)
+            s = load_prior(b, &pi, m);
+        else
+            vqz_error_clear(); /* the prior is optional */
+    }
+    if (s == VQZ_OK && vqz_bundle_tensor_count(b) != m->net->n_tensors + m->has_prior)
+        s = vqz_fail(VQZ_ERR_FORMAT, "bundle holds %d tensors, the architecture has %d%s",
+                     vqz_bundle_tensor_count(b), m->net->n_tensors, m->has_prior ? " and the prior" : "");
     if (s != VQZ_OK) {
         vqz_error_prefix("%s: ", what);
         vqz_model_free(m);
@@ -85,6 +128,8 @@ void vqz_model_free(vqz_model *m)
     if (!m)
         return;
     vqz_net_free(m->net);
+    for (int l = 0; l < VQZ_MAX_LEVELS; l++)
+        vqz_prior_free(&m->prior[l]);
     free(m);
 }
 
@@ -184,6 +229,12 @@ vqz_status vqz_net_save_bundle(const vqz_net *net, const char *name, const char 
 vqz_status vqz_net_save_bundle_as(const vqz_net *net, const char *name, const char *const *extra_meta, const char *path,
                                   vqz_dtype dtype, uint8_t sha256[32])
 {
+    return vqz_net_save_bundle_prior(net, name, extra_meta, path, dtype, NULL, sha256);
+}
+
+vqz_status vqz_net_save_bundle_prior(const vqz_net *net, const char *name, const char *const *extra_meta,
+                                     const char *path, vqz_dtype dtype, const uint32_t *prior, uint8_t sha256[32])
+{
     VQZ_FAIL_IF(!net || !name || !path, VQZ_ERR_INVALID_ARG, "vqz_net_save_bundle: NULL argument");
     VQZ_FAIL_IF(dtype != VQZ_DTYPE_F32 && dtype != VQZ_DTYPE_F16 && dtype != VQZ_DTYPE_BF16, VQZ_ERR_INVALID_ARG,
                 "vqz_net_save_bundle: weights are stored as F32, F16 or BF16, not %s", vqz_dtype_name(dtype));
@@ -204,9 +255,20 @@ vqz_status vqz_net_save_bundle_as(const vqz_net *net, const char *name, const ch
         const vqz_param_info *p = &net->info[i];
         s = vqz_bundle_writer_add(w, p->name, p->ndim, p->shape, net->params + p->offset, dtype);
     }
+    const int64_t L = net->cfg.levels, K = net->cfg.codebook_size, pshape[2] = {L, K};
+    float *pf = NULL;
+    if (s == VQZ_OK && prior) {
+        if (!(pf = malloc(sizeof(float) * (size_t)(L * K))))
+            s = vqz_fail(VQZ_ERR_NOMEM, "out of memory for the prior");
+        for (int64_t i = 0; s == VQZ_OK && i < L * K; i++)
+            pf[i] = (float)prior[i]; /* exact: every frequency is at most 2^24 */
+        if (s == VQZ_OK)
+            s = vqz_bundle_writer_add(w, VQZ_PRIOR_TENSOR, 2, pshape, pf, VQZ_DTYPE_F32);
+    }
     if (s == VQZ_OK)
         s = vqz_bundle_writer_write_file(w, path, sha256);
     vqz_bundle_writer_free(w);
+    free(pf);
     free(config);
     return s;
 }

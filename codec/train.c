@@ -272,6 +272,32 @@ static vqz_status load_disc_tensors(vqz_bundle *b, vqz_disc *d, int64_t step)
     return VQZ_OK;
 }
 
+/* The bundle's entropy-coding prior (spec/bundle.md §3.1) from the EMA cluster sizes. An EMA count is in
+ * vectors per batch with a memory of 1 / (1 - decay) batches, so count / (1 - decay) is about how many
+ * training vectors chose the codeword lately; half a vector more keeps unseen codewords codable. */
+static vqz_status prior_from_ema(const vqz_net *m, uint32_t **out)
+{
+    const int L = m->cfg.levels, K = m->cfg.codebook_size;
+    const double scale = m->rvq.decay < 1 ? 1.0 / (1.0 - m->rvq.decay) : 1.0;
+    uint32_t *prior = malloc(sizeof(uint32_t) * (size_t)L * K);
+    double *counts = malloc(sizeof(double) * (size_t)K);
+    vqz_status s = prior && counts ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "out of memory for the prior");
+    for (int l = 0; s == VQZ_OK && l < L; l++) {
+        for (int k = 0; k < K; k++) {
+            double c = m->ema_count[(size_t)l * K + k] * scale;
+            counts[k] = isfinite(c) && c > 0 ? c : 0;
+        }
+        s = vqz_prior_from_counts(counts, (uint32_t)K, 0.5, prior + (size_t)l * K);
+    }
+    free(counts);
+    if (s != VQZ_OK) {
+        free(prior);
+        prior = NULL;
+    }
+    *out = prior;
+    return s;
+}
+
 /* The checkpoint (unless model_only) and the model bundle, each atomically. */
 static vqz_status save(trainer *t, int model_only)
 {
@@ -326,7 +352,11 @@ static vqz_status save(trainer *t, int model_only)
                               "vqz.train_seconds", secs, "vqz.data", data, "vqz.run", train,
                               t->rs.parent[0] ? "vqz.parent" : NULL, t->rs.parent, "vqz.parent_sha256",
                               t->rs.parent_sha, NULL, NULL};
-        s = vqz_net_save_bundle_as(m, t->name, meta, t->o->out_path, store_dtype(t->o->store), NULL);
+        uint32_t *prior = NULL;
+        s = prior_from_ema(m, &prior);
+        if (s == VQZ_OK)
+            s = vqz_net_save_bundle_prior(m, t->name, meta, t->o->out_path, store_dtype(t->o->store), prior, NULL);
+        free(prior);
     }
     free(train);
     return s;

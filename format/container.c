@@ -160,6 +160,8 @@ struct vqz_container {
     vqz_section_entry *sections;
     uint64_t *section_offsets;
     int meta_index, alpha_index; /* into sections, -1 when absent */
+    int has_prior_section;
+    const vqz_prior *prior[VQZ_MAX_LEVELS]; /* borrowed, per level; NULL until set */
     uint64_t alpha_raw;
     char *meta_text;
     uint8_t *cbuf, *rbuf;
@@ -333,6 +335,12 @@ static vqz_status parse_header(vqz_container *c, const uint8_t *hb, uint64_t hea
             VQZ_FAIL_IF(h->media_kind != VQZ_MEDIA_IMAGE || (h->image.channels != 2 && h->image.channels != 4),
                         VQZ_ERR_FORMAT, "section %u: alpha plane in a file without an alpha channel", s);
             c->alpha_index = (int)s;
+        } else if (se->type == VQZ_SECTION_PRIOR) {
+            VQZ_FAIL_IF(c->has_prior_section, VQZ_ERR_FORMAT, "section %u: second modelled-frames section", s);
+            VQZ_FAIL_IF(se->size != 0 || se->crc32 != 0 || !(se->flags & VQZ_SECTION_CRITICAL), VQZ_ERR_FORMAT,
+                        "section %u: the modelled-frames section must be empty and critical (size %llu, flags 0x%04x)", s,
+                        (unsigned long long)se->size, se->flags);
+            c->has_prior_section = 1;
         } else if (se->flags & VQZ_SECTION_CRITICAL) {
             return vqz_fail(VQZ_ERR_UNSUPPORTED, "section %u: unknown critical section type %u (format %u.%u)", s,
                             se->type, h->version_major, h->version_minor);
@@ -574,13 +582,36 @@ static vqz_status read_chunk_impl(vqz_container *c, int level, uint32_t chunk, u
     uint64_t want = vqz_header_chunk_indices(&c->h, chunk);
     VQZ_FAIL_IF(n != want, VQZ_ERR_INVALID_ARG, "chunk %u holds %llu indices, the buffer %zu", chunk,
                 (unsigned long long)want, n);
-    VQZ_TRY(grow(&c->rbuf, &c->rbuf_cap, f->raw_size));
-    vqz_status s = vqz_zstd_decompress(c->dctx, c->cbuf, f->comp_size, c->rbuf, f->raw_size);
-    if (s == VQZ_OK)
-        s = vqz_unpack_indices(c->rbuf, f->raw_size, c->h.K[level], idx, n);
+    vqz_status s;
+    if (f->comp_size >= 4 && memcmp(c->cbuf, vqz_arith_magic, 4) == 0) {
+        if (!c->has_prior_section)
+            s = vqz_fail(VQZ_ERR_FORMAT, "modelled frame in a file without the modelled-frames section");
+        else
+            s = vqz_arith_decode(c->prior[level], c->h.K[level], c->cbuf, f->comp_size, idx, n);
+    } else {
+        VQZ_TRY(grow(&c->rbuf, &c->rbuf_cap, f->raw_size));
+        s = vqz_zstd_decompress(c->dctx, c->cbuf, f->comp_size, c->rbuf, f->raw_size);
+        if (s == VQZ_OK)
+            s = vqz_unpack_indices(c->rbuf, f->raw_size, c->h.K[level], idx, n);
+    }
     if (s != VQZ_OK)
         vqz_error_prefix("level %d, chunk %u: ", level, chunk);
     return s;
+}
+
+vqz_status vqz_container_set_prior(vqz_container *c, int level, const vqz_prior *prior)
+{
+    VQZ_FAIL_IF(level < 0 || level >= c->h.levels, VQZ_ERR_INVALID_ARG, "%s: level %d is not in 0..%d", c->name, level,
+                c->h.levels - 1);
+    VQZ_FAIL_IF(prior && prior->K != c->h.K[level], VQZ_ERR_INVALID_ARG, "%s: level %d has K=%u, the prior K=%u",
+                c->name, level, c->h.K[level], prior->K);
+    c->prior[level] = prior;
+    return VQZ_OK;
+}
+
+int vqz_container_uses_prior(const vqz_container *c)
+{
+    return c->has_prior_section;
 }
 
 vqz_status vqz_container_read_chunk(vqz_container *c, int level, uint32_t chunk, uint16_t *idx, size_t n)

@@ -8,9 +8,10 @@
 #include <stdint.h>
 
 #include "common/status.h"
+#include "format/arith.h"
 
 #define VQZ_FORMAT_MAJOR 1
-#define VQZ_FORMAT_MINOR 0
+#define VQZ_FORMAT_MINOR 1 /* the newest minor version this library reads and writes */
 #define VQZ_SIGNATURE_SIZE 8
 #define VQZ_FIXED_HEADER_SIZE 128 /* fixed part of a version 1.0 header */
 #define VQZ_MAX_LEVELS 32
@@ -27,8 +28,8 @@ typedef enum { VQZ_MEDIA_IMAGE = 1, VQZ_MEDIA_AUDIO = 2 } vqz_media_kind;
 
 typedef enum { VQZ_COLOUR_UNSPECIFIED = 0, VQZ_COLOUR_SRGB = 1, VQZ_COLOUR_LINEAR = 2 } vqz_colour_space;
 
-/* Section types (spec §5). */
-enum { VQZ_SECTION_METADATA = 1, VQZ_SECTION_ALPHA = 2 };
+/* Section types (spec §5). VQZ_SECTION_PRIOR (empty, critical) marks a file with modelled frames (§6.5). */
+enum { VQZ_SECTION_METADATA = 1, VQZ_SECTION_ALPHA = 2, VQZ_SECTION_PRIOR = 3 };
 
 typedef struct {
     uint32_t width, height;
@@ -120,6 +121,12 @@ vqz_status vqz_container_frame_info(const vqz_container *c, int level, uint32_t 
  * order). VQZ_ERR_MISSING when the file ends before the frame starts, VQZ_ERR_TRUNCATED when it ends
  * inside it, VQZ_ERR_CHECKSUM / VQZ_ERR_FORMAT / VQZ_ERR_INDEX_RANGE naming the frame otherwise. */
 vqz_status vqz_container_read_chunk(vqz_container *c, int level, uint32_t chunk, uint16_t *idx, size_t n);
+/* Give the reader the model's prior of a level (borrowed: it must outlive the handle's reads), needed for
+ * the level's modelled frames that start from the prior (spec §6.5); without it they fail with
+ * VQZ_ERR_UNSUPPORTED. VQZ_ERR_INVALID_ARG when the prior's K is not the level's. */
+vqz_status vqz_container_set_prior(vqz_container *c, int level, const vqz_prior *prior);
+/* 1 when the file has modelled frames (its modelled-frames section is present). */
+int vqz_container_uses_prior(const vqz_container *c);
 /* Read a whole level into grid[n], n = vqz_header_level_indices, laid out [plane][row][column]. */
 vqz_status vqz_container_read_level(vqz_container *c, int level, uint16_t *grid, size_t n);
 /* The stored zstd frame of (level, chunk), checksum verified, into buf[cap] (cap >= comp_size). */
@@ -160,7 +167,14 @@ vqz_status vqz_container_writer_put_chunk(vqz_container_writer *w, int level, ui
                                           const uint16_t *idx, size_t n);
 /* Every chunk of a level from the whole grid [plane][row][column] (n = level index count). */
 vqz_status vqz_container_writer_put_level(vqz_container_writer *w, int level, const uint16_t *grid, size_t n);
-/* Store an already compressed frame as is (checked: one zstd frame, size limits; not decompressed). */
+/* 1 (the default): chunks may be written as modelled frames (spec §6.5), which makes a version 1.1 file;
+ * 0: zstd frames only, a file that every version 1.0 reader decodes. Applies to chunks given afterwards. */
+void vqz_container_writer_set_modelled(vqz_container_writer *w, int allow);
+/* The model's prior for `level` (borrowed: it must outlive the writer; NULL: none). The writer codes each
+ * chunk both as a zstd frame and as a modelled frame (spec §6.5; from the prior when it helps) and keeps
+ * the smaller. */
+vqz_status vqz_container_writer_set_prior(vqz_container_writer *w, int level, const vqz_prior *prior);
+/* Store an already compressed frame as is (checked: one zstd frame or a modelled frame, size limits; not decoded). */
 vqz_status vqz_container_writer_put_frame(vqz_container_writer *w, int level, uint32_t chunk,
                                           const uint8_t *frame, size_t n, uint32_t raw_size);
 /* Size of the complete file; fails with VQZ_ERR_INVALID_ARG naming the first frame not yet given. */
@@ -179,6 +193,7 @@ typedef struct {
     uint64_t table_bytes; /* frame-table entries of the level in the header */
     double entropy_bits;  /* empirical 0th-order entropy of the level's indices, bits per index */
     uint32_t distinct;    /* distinct index values used */
+    uint32_t modelled;    /* frames of the level coded as modelled frames (the others are zstd frames) */
 } vqz_level_stats;
 
 /* Empirical 0th-order entropy (bits per index) of n indices < K, and the number of distinct values. */

@@ -1,5 +1,6 @@
 /* container_write.c — the .vqz writer: header encoding, index frames compressed with zstd (one block per
  * packed segment), sections, and output through a temporary file renamed into place. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "format/crc32.h"
 #include "format/fileio.h"
 #include "format/pack.h"
+#include "format/arith.h"
 #include "format/utf8.h"
 
 #define ZSTD_MAGIC 0xFD2FB528u
@@ -124,7 +126,11 @@ void vqz_encode_header(const vqz_header *h, const vqz_section_entry *sections, u
     memset(out, 0, VQZ_FIXED_HEADER_SIZE);
     memcpy(out + OFF_SIGNATURE, vqz_signature, VQZ_SIGNATURE_SIZE);
     vqz_put_u16(out + OFF_MAJOR, VQZ_FORMAT_MAJOR);
-    vqz_put_u16(out + OFF_MINOR, VQZ_FORMAT_MINOR);
+    /* 1.1 only when the file needs it (modelled frames, spec §6.5): other files stay readable as 1.0 */
+    int prior = 0;
+    for (uint32_t i = 0; i < nsections; i++)
+        prior |= sections[i].type == VQZ_SECTION_PRIOR;
+    vqz_put_u16(out + OFF_MINOR, prior ? 1 : 0);
     vqz_put_u32(out + OFF_HEADER_SIZE, (uint32_t)size);
     vqz_put_u16(out + OFF_FIXED_SIZE, VQZ_FIXED_HEADER_SIZE);
     out[OFF_MEDIA_KIND] = h->media_kind;
@@ -185,6 +191,8 @@ struct vqz_container_writer {
     vqz_section_entry sec[2];
     uint8_t *sec_body[2];
     int has_sec[2];
+    const vqz_prior *prior[VQZ_MAX_LEVELS]; /* borrowed; NULL: modelled frames start uniform */
+    int modelled;                           /* 0: zstd frames only, a file every 1.0 reader decodes */
     ZSTD_CCtx *cctx;
 };
 
@@ -198,14 +206,14 @@ vqz_status vqz_container_writer_create(const vqz_header *h, vqz_container_writer
         vqz_error_prefix("vqz writer: ");
         return s;
     }
-    VQZ_FAIL_IF(vqz_encoded_header_size(h, 2) > lim.max_header_bytes, VQZ_ERR_LIMIT,
+    VQZ_FAIL_IF(vqz_encoded_header_size(h, 3) > lim.max_header_bytes, VQZ_ERR_LIMIT,
                 "vqz writer: header of %llu bytes exceeds the limit of %llu",
-                (unsigned long long)vqz_encoded_header_size(h, 2), (unsigned long long)lim.max_header_bytes);
+                (unsigned long long)vqz_encoded_header_size(h, 3), (unsigned long long)lim.max_header_bytes);
     vqz_container_writer *w = (vqz_container_writer *)calloc(1, sizeof *w);
     VQZ_FAIL_IF(!w, VQZ_ERR_NOMEM, "vqz writer: out of memory");
     w->h = *h;
     w->h.version_major = VQZ_FORMAT_MAJOR;
-    w->h.version_minor = VQZ_FORMAT_MINOR;
+    w->h.version_minor = 0; /* 1 when written with modelled frames */
     /* Geometry of the other media kind is not stored: clear it so reads compare equal. */
     if (h->media_kind == VQZ_MEDIA_IMAGE)
         memset(&w->h.audio, 0, sizeof w->h.audio);
@@ -217,6 +225,7 @@ vqz_status vqz_container_writer_create(const vqz_header *h, vqz_container_writer
     memset(w->h.model_name + nlen, 0, sizeof w->h.model_name - nlen);
     w->lim = lim;
     w->zstd_level = VQZ_DEFAULT_ZSTD_LEVEL;
+    w->modelled = 1;
     w->chunks = vqz_header_chunk_count(h);
     uint64_t nframes = (uint64_t)h->levels * w->chunks;
     w->frames = (vqz_frame_info *)calloc(nframes, sizeof *w->frames);
@@ -313,9 +322,26 @@ vqz_status vqz_container_writer_set_alpha(vqz_container_writer *w, const uint8_t
     return VQZ_OK;
 }
 
+void vqz_container_writer_set_modelled(vqz_container_writer *w, int allow)
+{
+    w->modelled = allow != 0;
+}
+
+vqz_status vqz_container_writer_set_prior(vqz_container_writer *w, int level, const vqz_prior *prior)
+{
+    VQZ_FAIL_IF(level < 0 || level >= w->h.levels, VQZ_ERR_INVALID_ARG, "vqz writer: level %d is not in 0..%d",
+                level, w->h.levels - 1);
+    VQZ_FAIL_IF(prior && prior->K != w->h.K[level], VQZ_ERR_INVALID_ARG,
+                "vqz writer: level %d has K=%u, its prior K=%u", level, w->h.K[level], prior->K);
+    w->prior[level] = prior;
+    return VQZ_OK;
+}
+
 vqz_status vqz_container_writer_put_section_raw(vqz_container_writer *w, const vqz_section_entry *e,
                                                 const uint8_t *body)
 {
+    if (e->type == VQZ_SECTION_PRIOR) /* derived from the frames when the file is written */
+        return VQZ_OK;
     int slot = e->type == VQZ_SECTION_METADATA ? 0 : 1;
     uint8_t *copy = (uint8_t *)malloc(e->size ? (size_t)e->size : 1);
     VQZ_FAIL_IF(!copy, VQZ_ERR_NOMEM, "vqz writer: out of memory");
@@ -367,6 +393,31 @@ vqz_status vqz_container_writer_put_chunk(vqz_container_writer *w, int level, ui
     vqz_status s = vqz_zstd_compress(w->cctx, w->zstd_level, raw, raw_n, seg, nseg, &comp, &cn);
     free(raw);
     VQZ_TRY(s);
+    /* The modelled frame instead when it is smaller: the usual case for short chunks of large codebooks,
+     * while zstd keeps the chunks whose indices repeat in runs or patterns (its matches see those) */
+    double bits = INFINITY;
+    vqz_arith_params prm = {0, 0};
+    if (w->modelled)
+        prm = vqz_arith_choose(w->prior[level], K, idx, n, &bits);
+    if (bits / 8 + VQZ_ARITH_HEADER + 5 < (double)cn) {
+        size_t cap = vqz_arith_bound(n), an = 0;
+        uint8_t *coded = (uint8_t *)malloc(cap);
+        if (!coded) {
+            free(comp);
+            return vqz_fail(VQZ_ERR_NOMEM, "vqz writer: cannot allocate %zu bytes", cap);
+        }
+        s = vqz_arith_encode(w->prior[level], K, prm, idx, n, coded, cap, &an);
+        if (s == VQZ_OK && an < cn) {
+            free(comp);
+            comp = coded, cn = an;
+        } else {
+            free(coded);
+        }
+        if (s != VQZ_OK) {
+            free(comp);
+            return s;
+        }
+    }
     store_frame(w, level, chunk, comp, cn, (uint32_t)raw_n);
     return VQZ_OK;
 }
@@ -401,7 +452,12 @@ vqz_status vqz_container_writer_put_frame(vqz_container_writer *w, int level, ui
                 level, chunk, raw_size, (unsigned long long)want);
     VQZ_FAIL_IF(n > vqz_comp_bound(want), VQZ_ERR_LIMIT, "vqz writer: level %d, chunk %u: frame of %zu bytes exceeds %llu",
                 level, chunk, n, (unsigned long long)vqz_comp_bound(want));
-    vqz_status s = vqz_zstd_check_frame(frame, n, raw_size);
+    vqz_status s = VQZ_OK;
+    if (n >= 4 && memcmp(frame, vqz_arith_magic, 4) == 0)
+        VQZ_FAIL_IF(n < VQZ_ARITH_HEADER + 5, VQZ_ERR_FORMAT,
+                    "vqz writer: level %d, chunk %u: modelled frame of %zu bytes is too short", level, chunk, n);
+    else
+        s = vqz_zstd_check_frame(frame, n, raw_size);
     if (s != VQZ_OK) {
         vqz_error_prefix("vqz writer: level %d, chunk %u: ", level, chunk);
         return s;
@@ -413,9 +469,34 @@ vqz_status vqz_container_writer_put_frame(vqz_container_writer *w, int level, ui
     return VQZ_OK;
 }
 
+/* 1 when some frame is modelled: the file then needs the modelled-frames section (critical, empty). */
+static int uses_prior(const vqz_container_writer *w)
+{
+    uint64_t nframes = (uint64_t)w->h.levels * w->chunks;
+    for (uint64_t f = 0; f < nframes; f++)
+        if (w->data[f] && w->frames[f].comp_size >= 4 && memcmp(w->data[f], vqz_arith_magic, 4) == 0)
+            return 1;
+    return 0;
+}
+
+/* The section table in file order: metadata, alpha, modelled frames. Returns the count. */
+static uint32_t section_table(const vqz_container_writer *w, vqz_section_entry sec[3])
+{
+    uint32_t ns = 0;
+    for (int s = 0; s < 2; s++)
+        if (w->has_sec[s])
+            sec[ns++] = w->sec[s];
+    if (uses_prior(w)) {
+        vqz_section_entry e = {VQZ_SECTION_PRIOR, VQZ_SECTION_CRITICAL, 0, 0}; /* CRC-32 of no bytes is 0 */
+        sec[ns++] = e;
+    }
+    return ns;
+}
+
 static uint32_t section_count(const vqz_container_writer *w)
 {
-    return (uint32_t)(w->has_sec[0] + w->has_sec[1]);
+    vqz_section_entry sec[3];
+    return section_table(w, sec);
 }
 
 vqz_status vqz_container_writer_size(const vqz_container_writer *w, uint64_t *size)
@@ -443,11 +524,8 @@ vqz_status vqz_container_writer_write_buffer(const vqz_container_writer *w, uint
     VQZ_TRY(vqz_container_writer_size(w, &total));
     VQZ_FAIL_IF(cap < total, VQZ_ERR_INVALID_ARG, "vqz writer: buffer of %zu bytes, need %llu", cap,
                 (unsigned long long)total);
-    vqz_section_entry sec[2];
-    uint32_t ns = 0;
-    for (int s = 0; s < 2; s++)
-        if (w->has_sec[s])
-            sec[ns++] = w->sec[s];
+    vqz_section_entry sec[3];
+    uint32_t ns = section_table(w, sec);
     vqz_encode_header(&w->h, sec, ns, w->frames, buf);
     uint64_t pos = vqz_encoded_header_size(&w->h, ns);
     for (int s = 0; s < 2; s++)

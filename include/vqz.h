@@ -123,6 +123,8 @@ typedef struct {
     int chunk_frames;       /* audio: chunk length in latent frames; 0 = 750 (10 s at 75 Hz) */
     int zstd_level;         /* 1..22; 0 = the format default */
     int output_rate;        /* audio decode: 0 = the original rate, else resample to this rate */
+    int zstd_only;          /* encode: 1 = zstd frames only, a .vqz 1.0 file for decoders older than 1.1;
+                             * 0 = also modelled frames where smaller (spec/vqz-format.md §6.5) */
     const volatile int *cancel; /* when non-NULL and set non-zero, the running call stops with
                                  * VQZ_ERR_CANCELLED and writes nothing */
 } vqz_options;

@@ -28,6 +28,7 @@ extern "C" {
 #include "format/crc32.h"
 #include "format/pack.h"
 #include "format/sha256.h"
+#include "nn/rng.h"
 }
 
 namespace {
@@ -88,6 +89,17 @@ cJSON *int_array(const std::vector<long long> &v)
 
 // ---- bundles ------------------------------------------------------------------------------------
 
+// Serialise a bundle writer's content (sha256, when not NULL, gets the bundle hash) and free the writer.
+bytes finish_bundle(vqz_bundle_writer *bw, uint8_t *sha)
+{
+    uint64_t size = 0;
+    REQUIRE(vqz_bundle_writer_size(bw, &size) == VQZ_OK);
+    bytes out((size_t)size);
+    REQUIRE(vqz_bundle_writer_write_buffer(bw, out.data(), out.size(), sha) == VQZ_OK);
+    vqz_bundle_writer_free(bw);
+    return out;
+}
+
 bytes bundle_tiny(uint8_t sha[32])
 {
     static const float w[6] = {0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -0.125f};
@@ -100,12 +112,7 @@ bytes bundle_tiny(uint8_t sha[32])
     REQUIRE(vqz_bundle_writer_set_meta(bw, "config", "{\"kind\":\"image\",\"D\":2}") == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(bw, "dec.w", 2, ws, w, VQZ_DTYPE_F32) == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(bw, "enc.b", 1, bs, b, VQZ_DTYPE_F32) == VQZ_OK);
-    uint64_t size = 0;
-    REQUIRE(vqz_bundle_writer_size(bw, &size) == VQZ_OK);
-    bytes out((size_t)size);
-    REQUIRE(vqz_bundle_writer_write_buffer(bw, out.data(), out.size(), sha) == VQZ_OK);
-    vqz_bundle_writer_free(bw);
-    return out;
+    return finish_bundle(bw, sha);
 }
 
 bytes bundle_halfs()
@@ -117,12 +124,7 @@ bytes bundle_halfs()
     REQUIRE(vqz_bundle_writer_create(&bw) == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(bw, "h", 1, hs, h, VQZ_DTYPE_F16) == VQZ_OK);
     REQUIRE(vqz_bundle_writer_add(bw, "b", 2, bs, b, VQZ_DTYPE_BF16) == VQZ_OK);
-    uint64_t size = 0;
-    REQUIRE(vqz_bundle_writer_size(bw, &size) == VQZ_OK);
-    bytes out((size_t)size);
-    REQUIRE(vqz_bundle_writer_write_buffer(bw, out.data(), out.size(), nullptr) == VQZ_OK);
-    vqz_bundle_writer_free(bw);
-    return out;
+    return finish_bundle(bw, nullptr);
 }
 
 // A hand-made safetensors file: header text then data bytes.
@@ -166,6 +168,30 @@ cJSON *expect_status(const char *where, vqz_status s)
     return e;
 }
 
+// The prior of the modelled-frame vectors (spec/bundle.md section 5): two levels of K = 16, the first
+// skewed (1/2, 1/4, 1/8, 1/32 and 3/32 over the other twelve), the second uniform.
+std::vector<std::vector<uint32_t>> demo_prior()
+{
+    std::vector<uint32_t> skew = {1u << 23, 1u << 22, 1u << 21, 1u << 19};
+    skew.resize(16, 1u << 17);
+    return {skew, std::vector<uint32_t>(16, 1u << 20)};
+}
+
+bytes bundle_prior(std::vector<float> *values)
+{
+    values->clear();
+    for (const std::vector<uint32_t> &row : demo_prior())
+        for (uint32_t f : row)
+            values->push_back((float)f);
+    int64_t shape[2] = {2, 16};
+    vqz_bundle_writer *bw = nullptr;
+    REQUIRE(vqz_bundle_writer_create(&bw) == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "format", "vqz-bundle-1") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_set_meta(bw, "name", "prior-demo") == VQZ_OK);
+    REQUIRE(vqz_bundle_writer_add(bw, "rvq.prior", 2, shape, values->data(), VQZ_DTYPE_F32) == VQZ_OK);
+    return finish_bundle(bw, nullptr);
+}
+
 std::vector<Vector> bundle_vectors()
 {
     std::vector<Vector> v;
@@ -178,6 +204,11 @@ std::vector<Vector> bundle_vectors()
                                   {{"dec.w", {{2, 3}, {0.5f, -1.0f, 2.0f, 0.25f, 3.0f, -0.125f}}},
                                    {"enc.b", {{2}, {1.0f, -2.0f}}}},
                                   {"F32", "F32"})});
+    std::vector<float> pv;
+    bytes prior = bundle_prior(&pv);
+    v.push_back({"prior-k16.safetensors", prior,
+                 bundle_expect_ok(prior, {{"format", "vqz-bundle-1"}, {"name", "prior-demo"}},
+                                  {{"rvq.prior", {{2, 16}, pv}}}, {"F32"})});
     bytes halfs = bundle_halfs();
     // 0.0009765625 = 2^-10 is exact in BF16; 3.140625 too. 65504 is the largest F16.
     v.push_back({"halfs.safetensors", halfs,
@@ -229,12 +260,20 @@ struct Spec {
     std::string meta;
     bool has_meta = false;
     bytes alpha;
+    bool modelled = false;                   // zstd frames only (a 1.0 file) unless set
+    std::vector<std::vector<uint32_t>> prior; // per level, for modelled frames that start from it
 };
 
 bytes write_spec(const Spec &s)
 {
     vqz_container_writer *w = nullptr;
     REQUIRE(vqz_container_writer_create(&s.h, &w) == VQZ_OK);
+    vqz_container_writer_set_modelled(w, s.modelled);
+    std::vector<vqz_prior> pr(s.prior.size());
+    for (size_t l = 0; l < s.prior.size(); l++) {
+        REQUIRE(vqz_prior_init(&pr[l], s.prior[l].data(), (uint32_t)s.prior[l].size()) == VQZ_OK);
+        REQUIRE(vqz_container_writer_set_prior(w, (int)l, &pr[l]) == VQZ_OK);
+    }
     for (int l = 0; l < s.h.levels; l++)
         REQUIRE(vqz_container_writer_put_level(w, l, s.levels[l].data(), s.levels[l].size()) == VQZ_OK);
     if (s.has_meta)
@@ -246,6 +285,8 @@ bytes write_spec(const Spec &s)
     bytes out((size_t)size);
     REQUIRE(vqz_container_writer_write_buffer(w, out.data(), out.size()) == VQZ_OK);
     vqz_container_writer_free(w);
+    for (vqz_prior &p : pr)
+        vqz_prior_free(&p);
     return out;
 }
 
@@ -329,6 +370,23 @@ uint64_t frame_offset(const bytes &f, int level, uint32_t chunk, uint32_t *comp 
     if (comp)
         *comp = fi.comp_size;
     return fi.offset;
+}
+
+// Recompute the frame-table CRC of frame (level, chunk) and the header CRC after the frame was edited.
+void set_frame_crc(bytes &f, int level, uint32_t chunk)
+{
+    vqz_container *c = nullptr;
+    REQUIRE(vqz_container_open_memory(f.data(), f.size(), nullptr, &c) == VQZ_OK);
+    vqz_frame_info fi;
+    REQUIRE(vqz_container_frame_info(c, level, chunk, &fi) == VQZ_OK);
+    const vqz_header *h = vqz_container_header(c);
+    uint64_t nframes = (uint64_t)h->levels * vqz_header_chunk_count(h);
+    uint64_t entry = level * vqz_header_chunk_count(h) + chunk;
+    vqz_container_free(c);
+    uint32_t hs = vqz_get_u32(f.data() + OFF_HEADER_SIZE);
+    size_t at = (size_t)(hs - 4 - 12 * nframes + 12 * entry + 8);
+    vqz_put_u32(f.data() + at, vqz_crc32(f.data() + fi.offset, fi.comp_size));
+    fix_header_crc(f);
 }
 
 std::vector<Vector> container_vectors()
@@ -464,7 +522,7 @@ std::vector<Vector> container_vectors()
         v.push_back({"bad-index.vqz", bi, container_expect(m, 0, 2, {VQZ_ERR_INDEX_RANGE, VQZ_OK})});
     }
 
-    // 13. A version 1.1 file: 4 more fixed-header bytes and an unknown optional section; a 1.0 reader
+    // 13. A version 1.2 file: 4 more fixed-header bytes and an unknown optional section; a 1.1 reader
     // decodes it. 14. The same section marked critical: refused.
     for (int critical = 0; critical < 2; critical++) {
         uint64_t p0 = frame_offset(minimal, 0, 0);
@@ -487,7 +545,7 @@ std::vector<Vector> container_vectors()
         bytes n(hdr.begin(), hdr.begin() + VQZ_FIXED_HEADER_SIZE);
         n.insert(n.end(), {0xde, 0xad, 0xbe, 0xef});
         n.insert(n.end(), hdr.begin() + VQZ_FIXED_HEADER_SIZE, hdr.end());
-        vqz_put_u16(n.data() + OFF_MINOR, 1);
+        vqz_put_u16(n.data() + OFF_MINOR, 2);
         vqz_put_u16(n.data() + OFF_FIXED_SIZE, VQZ_FIXED_HEADER_SIZE + 4);
         vqz_put_u32(n.data() + OFF_HEADER_SIZE, (uint32_t)n.size());
         fix_header_crc(n);
@@ -495,10 +553,81 @@ std::vector<Vector> container_vectors()
         n.insert(n.end(), minimal.begin() + (long)p0, minimal.end());
         (void)hs;
         if (!critical)
-            v.push_back({"newer-minor.vqz", n, container_expect(m, 1, 2, {VQZ_OK, VQZ_OK})});
+            v.push_back({"newer-minor.vqz", n, container_expect(m, 2, 2, {VQZ_OK, VQZ_OK})});
         else
             v.push_back({"unknown-critical.vqz", n, expect_status("open", VQZ_ERR_UNSUPPORTED)});
     }
+
+    // 15. Modelled frames without a prior (version 1.1): a 16 x 16 image grid, one level of K = 1024 using
+    // only a handful of codewords, which the adaptive model codes in fewer bytes than zstd.
+    Spec am = m;
+    am.h.levels = 1;
+    am.h.K[0] = 1024;
+    am.h.grid_height = am.h.grid_width = am.h.chunk_height = am.h.chunk_width = 16;
+    am.h.image.width = am.h.image.height = 64;
+    am.modelled = true;
+    vqz_rng sr;
+    vqz_rng_seed(&sr, 15);
+    static const uint16_t words[8] = {3, 3, 3, 511, 511, 1000, 1001, 1023};
+    indices sparse(256);
+    for (size_t i = 0; i < sparse.size(); i++)
+        sparse[i] = words[vqz_rng_below(&sr, 8)];
+    am.levels = {sparse};
+    bytes modelled = write_spec(am);
+    uint32_t mc = 0;
+    uint64_t mo = frame_offset(modelled, 0, 0, &mc);
+    REQUIRE(std::memcmp(modelled.data() + mo, vqz_arith_magic, 4) == 0);
+    REQUIRE(modelled[(size_t)mo + 4] == 0); // uniform start: no prior needed
+    v.push_back({"image-modelled.vqz", modelled, container_expect(am, 1, 1, {VQZ_OK})});
+    // 16. Its reserved frame byte set (frame CRC and header CRC made right again): the frame is refused.
+    bytes mr = modelled;
+    mr[(size_t)mo + 6] = 1;
+    set_frame_crc(mr, 0, 0);
+    v.push_back({"bad-modelled-reserved.vqz", mr, container_expect(am, 1, 1, {VQZ_ERR_FORMAT})});
+
+    // 17. Modelled frames that start from the model's prior (prior-k16.safetensors): mono audio, 64 latent
+    // frames in two chunks, two levels of K = 16; level 0 follows the skewed prior. 18. The same file read
+    // without the prior: the frames that need it are refused, the others decode.
+    Spec ap;
+    std::memset(&ap.h, 0, sizeof ap.h);
+    ap.h.media_kind = VQZ_MEDIA_AUDIO;
+    ap.h.levels = 2;
+    ap.h.K[0] = ap.h.K[1] = 16;
+    ap.h.grid_planes = ap.h.grid_height = 1;
+    ap.h.grid_width = 64;
+    ap.h.chunk_height = 1;
+    ap.h.chunk_width = 32;
+    ap.h.stride = 320;
+    std::strcpy(ap.h.model_name, "prior-demo");
+    ap.h.audio.sample_rate = ap.h.audio.model_rate = 24000;
+    ap.h.audio.sample_count = 64 * 320;
+    ap.h.audio.channels = 1;
+    ap.h.audio.bit_depth = 16;
+    ap.modelled = true;
+    ap.prior = demo_prior();
+    vqz_rng r;
+    vqz_rng_seed(&r, 17);
+    indices a0(64), a1(64);
+    for (size_t i = 0; i < 64; i++) {
+        uint32_t x = (uint32_t)vqz_rng_below(&r, 32); // 16/32, 8/32, 4/32, 1/32, then 3/32 spread
+        a0[i] = (uint16_t)(x < 16 ? 0 : x < 24 ? 1 : x < 28 ? 2 : x < 29 ? 3 : 4 + vqz_rng_below(&r, 12));
+        a1[i] = (uint16_t)vqz_rng_below(&r, 16);
+    }
+    ap.levels = {a0, a1};
+    bytes pf = write_spec(ap);
+    std::vector<vqz_status> without(2, VQZ_OK);
+    std::vector<std::vector<vqz_status>> chunks_without(2, std::vector<vqz_status>(2, VQZ_OK));
+    for (int l = 0; l < 2; l++)
+        for (uint32_t c = 0; c < 2; c++) {
+            uint64_t o = frame_offset(pf, l, c);
+            if (std::memcmp(pf.data() + o, vqz_arith_magic, 4) == 0 && pf[(size_t)o + 4] != 0)
+                without[(size_t)l] = chunks_without[(size_t)l][c] = VQZ_ERR_UNSUPPORTED;
+        }
+    REQUIRE(without[0] == VQZ_ERR_UNSUPPORTED); // level 0 does use the prior
+    cJSON *with = container_expect(ap, 1, 2, {VQZ_OK, VQZ_OK}, {{VQZ_OK, VQZ_OK}, {VQZ_OK, VQZ_OK}});
+    cJSON_AddStringToObject(with, "prior", "prior-k16.safetensors");
+    v.push_back({"audio-prior.vqz", pf, with});
+    v.push_back({"audio-prior-no-model.vqz", pf, container_expect(ap, 1, 2, without, chunks_without)});
     return v;
 }
 
@@ -530,6 +659,26 @@ std::vector<long long> get_ints(const cJSON *a)
     return out;
 }
 
+// The priors of a vector's model: the rvq.prior tensor [levels, K] of a bundle among the vectors (none
+// when file is empty).
+std::vector<vqz_prior> load_priors(const std::string &file, const vqz_header *h)
+{
+    std::vector<vqz_prior> out;
+    if (file.empty())
+        return out;
+    bytes b = read_file(vqz_test_path("vectors/" + file));
+    vqz_bundle *bd = nullptr;
+    REQUIRE(vqz_bundle_open_memory(b.data(), b.size(), &bd) == VQZ_OK);
+    int64_t shape[2] = {h->levels, h->K[0]};
+    std::vector<float> f((size_t)(shape[0] * shape[1]));
+    REQUIRE(vqz_bundle_get_f32(bd, "rvq.prior", 2, shape, f.data()) == VQZ_OK);
+    vqz_bundle_free(bd);
+    out.resize((size_t)h->levels);
+    for (int l = 0; l < h->levels; l++)
+        REQUIRE(vqz_prior_init_f32(&out[(size_t)l], f.data() + (size_t)l * h->K[0], h->K[0]) == VQZ_OK);
+    return out;
+}
+
 // Check one .vqz vector against its manifest entry with the C reader.
 void check_container(const std::string &file, const cJSON *e)
 {
@@ -543,6 +692,9 @@ void check_container(const std::string &file, const cJSON *e)
     if (s != VQZ_OK)
         return;
     const vqz_header *h = vqz_container_header(c);
+    std::vector<vqz_prior> priors = load_priors(get_str(e, "prior"), h);
+    for (size_t l = 0; l < priors.size(); l++)
+        REQUIRE(vqz_container_set_prior(c, (int)l, &priors[l]) == VQZ_OK);
     cJSON *got = header_json(*h, h->version_minor);
     REQUIRE(cJSON_Compare(got, cJSON_GetObjectItemCaseSensitive(e, "header"), 1));
     cJSON_Delete(got);
@@ -584,6 +736,8 @@ void check_container(const std::string &file, const cJSON *e)
         REQUIRE(hex(ab.data(), ab.size()) == alpha->valuestring);
     }
     vqz_container_free(c);
+    for (vqz_prior &p : priors)
+        vqz_prior_free(&p);
 }
 
 void check_bundle(const std::string &file, const cJSON *e)

@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "  -b KBPS         audio: the most levels whose file stays within KBPS kbit/s\n"
             "      --tile N    images: tile side in pixels (default 256; does not change the file)\n"
             "      --zstd N    zstd level 1..22 (default: the format's)\n"
+            "      --format V  .vqz version to write: 1.1 (default: modelled frames where they are smaller)\n"
+            "                  or 1.0 (zstd frames only, for decoders older than 1.1)\n"
             "      --device D  cpu, cuda or auto (default auto)\n"
             "      --threads N CPU threads (default $VQZ_THREADS, else every core)\n"
             "  -v, --verbose   model, device, timings and sizes\n"
@@ -224,12 +226,13 @@ int main(int argc, char **argv)
     enc_args a;
     memset(&a, 0, sizeof a);
     vqz_options_init(&a.o);
-    enum { OPT_BPP = 256, OPT_TILE, OPT_ZSTD, OPT_DEVICE, OPT_THREADS, OPT_RM };
+    enum { OPT_BPP = 256, OPT_TILE, OPT_ZSTD, OPT_FORMAT, OPT_DEVICE, OPT_THREADS, OPT_RM };
     static const struct option longs[] = {
         {"force", no_argument, NULL, 'f'},       {"keep", no_argument, NULL, 'k'},
         {"rm", no_argument, NULL, OPT_RM},       {"levels", required_argument, NULL, 'q'},
         {"bpp", required_argument, NULL, OPT_BPP}, {"kbps", required_argument, NULL, 'b'},
         {"tile", required_argument, NULL, OPT_TILE}, {"zstd", required_argument, NULL, OPT_ZSTD},
+        {"format", required_argument, NULL, OPT_FORMAT},
         {"device", required_argument, NULL, OPT_DEVICE}, {"threads", required_argument, NULL, OPT_THREADS},
         {"model", required_argument, NULL, 'm'}, {"output", required_argument, NULL, 'o'},
         {"verbose", no_argument, NULL, 'v'},     {"quiet", no_argument, NULL, 'Q'},
@@ -250,6 +253,12 @@ int main(int argc, char **argv)
         case 'b': ok = cli_parse_positive("-b", optarg, 1e6, &a.o.kbps); break;
         case OPT_TILE: ok = cli_parse_int("--tile", optarg, 1, 1 << 20, &a.o.tile); break;
         case OPT_ZSTD: ok = cli_parse_int("--zstd", optarg, 1, 22, &a.o.zstd_level); break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "1.0") == 0 || strcmp(optarg, "1.1") == 0)
+                a.o.zstd_only = strcmp(optarg, "1.0") == 0;
+            else
+                ok = 0, cli_errorf(NULL, "--format takes 1.0 or 1.1, not \"%s\"", optarg);
+            break;
         case OPT_DEVICE: ok = cli_parse_device(optarg, &a.o.device); break;
         case OPT_THREADS: ok = cli_parse_int("--threads", optarg, 1, 4096, &a.o.threads); break;
         case 'v': a.verbose = 1; break;

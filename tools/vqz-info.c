@@ -123,15 +123,17 @@ static int print_text(const char *json)
     }
 
     /* per level: the bytes spent beside what an ideal order-0 coder of the indices would need */
-    printf("\n  %5s %6s %9s %10s %9s %10s %10s %10s %8s\n", "level", "K", "indices", "bytes", "bits/idx", "H bits/idx",
-           "H bytes", "packed", "distinct");
+    printf("\n  %5s %6s %9s %10s %9s %10s %10s %10s %8s %9s\n", "level", "K", "indices", "bytes", "bits/idx",
+           "H bits/idx", "H bytes", "packed", "distinct", "modelled");
     double sum_bytes = 0, sum_entropy = 0, sum_indices = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(o, "level_stats"))
     {
-        printf("  %5.0f %6.0f %9.0f %10.0f %9.3f %10.3f %10.0f %10.0f %8.0f\n", num(e, "level"), num(e, "K"),
+        char mod[32];
+        snprintf(mod, sizeof mod, "%.0f/%.0f", num(e, "modelled_chunks"), num(e, "chunks"));
+        printf("  %5.0f %6.0f %9.0f %10.0f %9.3f %10.3f %10.0f %10.0f %8.0f %9s\n", num(e, "level"), num(e, "K"),
                num(e, "indices"), num(e, "bytes"), num(e, "bits_per_index"), num(e, "entropy_bits_per_index"),
-               num(e, "entropy_bytes"), num(e, "packed_bytes"), num(e, "distinct"));
+               num(e, "entropy_bytes"), num(e, "packed_bytes"), num(e, "distinct"), mod);
         sum_bytes += num(e, "bytes");
         sum_entropy += num(e, "entropy_bytes");
         sum_indices += num(e, "indices");
@@ -140,7 +142,11 @@ static int print_text(const char *json)
            sum_indices > 0 ? sum_bytes * 8 / sum_indices : 0.0, sum_indices > 0 ? sum_entropy * 8 / sum_indices : 0.0,
            sum_entropy);
     double alpha = num(o, "alpha_bytes");
-    printf("  H: the empirical (order-0) entropy of the level's indices; packed: before zstd\n");
+    printf("  H: the empirical (order-0) entropy of the level's indices; packed: before zstd; modelled: chunks\n"
+           "  coded with the adaptive model (spec §6.5) rather than zstd\n");
+    const cJSON *miss = cJSON_GetObjectItemCaseSensitive(o, "level_stats_missing");
+    if (cJSON_IsString(miss))
+        printf("  levels not shown: %s\n", miss->valuestring);
     printf("  %-18s %.0f bytes (header, tables, metadata%s)\n", "other", file_bytes - sum_bytes - alpha,
            alpha > 0 ? "; alpha counted above" : "");
     cJSON_Delete(o);

@@ -1,25 +1,21 @@
 #!/usr/bin/env python3
 """vqz_reader.py - an independent reader of .vqz files and weight bundles, from spec/vqz-format.md and spec/bundle.md
-alone (stdlib + python3-zstandard). Usage: --check tests/vectors/manifest.json | --dump FILE.vqz"""
+alone (stdlib + python3-zstandard). Usage: --check tests/vectors/manifest.json | --dump FILE.vqz [BUNDLE]"""
 import hashlib, itertools, json, math, os, struct, sys, zlib
 import zstandard
+from vqz_modelled import Fault, modelled, prior_rows, require  # section 6.5 frames, bundle section 3.1 priors
 
 SIGNATURE, ZSTD_MAGIC = b"\x89VQZ\r\n\x1a\n", b"\x28\xb5\x2f\xfd"
 LIMITS = dict(header=16 << 20, level=1 << 26, chunk=1 << 24, metadata=1 << 20, alpha=1 << 29, pixels=1 << 28)
 
-Fault = type("Fault", (Exception,), {})  # args: (status name such as "VQZ_ERR_CHECKSUM", why)
 u = lambda b, off, n: int.from_bytes(b[off:off + n], "little")  # noqa: E731 (little-endian field)
-def require(cond, code, why):
-    if not cond:
-        raise Fault("VQZ_ERR_" + code, why)
 def high_bits(K):  # section 6: high bits per index, and high values per byte of the high plane
     hb = max(0, (K - 1).bit_length() - 8)
     return hb, (8 // hb if hb in (1, 2) else 2 if hb in (3, 4) else 1)
 packed_size = lambda K, n: n if high_bits(K)[0] == 0 else -(-n // high_bits(K)[1]) + n  # noqa: E731
-
 class Vqz:
-    def __init__(self, d):
-        self.data, n = d, len(d)
+    def __init__(self, d, prior=None):
+        self.data, self.prior, n = d, prior or [None] * 32, len(d)
         require(d[:8] == SIGNATURE[:min(n, 8)], "SIGNATURE", "bad signature")
         require(n >= 16, "TRUNCATED", "header cut")
         self.minor, hs = u(d, 10, 2), u(d, 12, 4)
@@ -28,7 +24,7 @@ class Vqz:
         require(hs <= LIMITS["header"], "LIMIT", "header size")
         require(hs <= n, "TRUNCATED", "header cut")
         require(zlib.crc32(d[:hs - 4]) == u(d, hs - 4, 4), "CHECKSUM", "header CRC")
-        strict, fixed = self.minor == 0, u(d, 16, 2)  # reserved bytes are checked in 1.0 files only
+        strict, fixed = self.minor <= 1, u(d, 16, 2)  # reserved bytes are checked in 1.0 and 1.1 files only
         require(fixed == 128 or (fixed > 128 and not strict), "FORMAT", "fixed size")
         kind, L, nsec, nlen = d[18], d[19], u(d, 20, 2), d[22]
         require(not strict or (d[23] == 0 and not any(d[104:128])), "FORMAT", "reserved bytes")
@@ -67,7 +63,8 @@ class Vqz:
             require((not strict or flags & ~1 == 0) and typ not in self.sections and (typ != 2 or alpha), "FORMAT",
                     "section flags, duplicate, or alpha without an alpha channel")
             require(typ != 1 or size <= LIMITS["metadata"], "LIMIT", "metadata")
-            require(typ in (1, 2) or not flags & 1, "UNSUPPORTED", "unknown critical section")
+            require(typ in (1, 2, 3) or not flags & 1, "UNSUPPORTED", "unknown critical section")
+            require(typ != 3 or (size == crc == 0 and flags & 1), "FORMAT", "modelled-frames section")
             self.sections[typ] = (off, size, crc)
             off += size
         if alpha:
@@ -104,8 +101,10 @@ class Vqz:
         require(off < len(self.data), "MISSING", "frame absent")
         require(off + comp <= len(self.data), "TRUNCATED", "frame cut")
         require(zlib.crc32(blob := self.data[off:off + comp]) == crc, "CHECKSUM", "frame CRC")
-        b, K = self.zstd(blob, raw), self.K[lv]
-        (hb, per), n = high_bits(K), self.header["grid"][0] * self.rect(c)[2] * self.rect(c)[3]
+        K, n = self.K[lv], self.header["grid"][0] * self.rect(c)[2] * self.rect(c)[3]
+        if blob[:4] == b"VQZA":  # section 6.5: only in a file with the modelled-frames section
+            return require(3 in self.sections, "FORMAT", "section 3") or modelled(blob, K, n, self.prior[lv])
+        b, (hb, per) = self.zstd(blob, raw), high_bits(K)
         idx = list(b)
         if hb:  # the packed high-bit plane, then the low bytes grouped by high value
             nh = -(-n // per)
@@ -137,8 +136,8 @@ def status(fn):
         return f.args[0], None
     except zstandard.ZstdError:
         return "VQZ_ERR_FORMAT", None
-def describe(data):
-    st, f = status(lambda: Vqz(data))
+def describe(data, prior=None):
+    st, f = status(lambda: Vqz(data, prior))
     if st != "ok":
         return {"open": st}
     out = {"open": "ok", "header": f.header, "levels_available": f.available, "levels": []}
@@ -175,6 +174,7 @@ def describe_bundle(data):  # spec/bundle.md section 3
                                     **({"values": vals} if ok else {"load": "VQZ_ERR_NONFINITE"}))
     return out
 
+prior_of = lambda path: prior_rows(describe_bundle(open(path, "rb").read())["tensors"]["rvq.prior"])  # noqa: E731
 def agrees(got, want):  # every key of want must be in got with an agreeing value
     if isinstance(want, dict):
         return isinstance(got, dict) and all(k in got and agrees(got[k], v) for k, v in want.items())
@@ -182,18 +182,18 @@ def agrees(got, want):  # every key of want must be in got with an agreeing valu
         return isinstance(got, list) and len(got) == len(want) and all(map(agrees, got, want))
     return got == want
 def main(argv):
-    if len(argv) != 3 or argv[1] not in ("--dump", "--check"):
+    if not (argv[1:2] == ["--dump"] and len(argv) in (3, 4) or argv[1:2] == ["--check"] and len(argv) == 3):
         return print(__doc__, file=sys.stderr) or 2
     if argv[1] == "--dump":
-        return print(json.dumps(describe(open(argv[2], "rb").read()))) or 0
+        return print(json.dumps(describe(open(argv[2], "rb").read(), argv[3:] and prior_of(argv[3])))) or 0
     manifest, folder, bad = json.load(open(argv[2])), os.path.dirname(argv[2]), 0
     for kind, fn in (("vqz", describe), ("bundle", describe_bundle)):
         for name, want in manifest[kind].items():
-            if not agrees(got := fn(open(os.path.join(folder, name), "rb").read()), want):
+            args = [prior_of(os.path.join(folder, want.pop("prior")))] if "prior" in want else []
+            if not agrees(got := fn(open(os.path.join(folder, name), "rb").read(), *args), want):
                 bad += 1
                 print("MISMATCH %s:\n  got  %s\n  want %s" % (name, json.dumps(got), json.dumps(want)))
     print("all vectors agree" if not bad else "%d vectors disagree" % bad)
     return 1 if bad else 0
-
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

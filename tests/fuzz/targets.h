@@ -52,6 +52,33 @@ static inline void vqz_fuzz_repair_crcs(uint8_t *d, size_t n)
     vqz_put_u32(d + hs - 4, vqz_crc32(d, (size_t)(hs - 4)));
 }
 
+/* A prior for every level of h (counts falling as 1 / (k + 1)), so that modelled frames starting from a
+ * prior are decoded too. Returns 0 when out of memory; free with vqz_fuzz_priors_free. */
+static inline int vqz_fuzz_priors(const vqz_header *h, vqz_prior *pr)
+{
+    memset(pr, 0, sizeof(vqz_prior) * VQZ_MAX_LEVELS);
+    for (int l = 0; l < h->levels; l++) {
+        uint32_t K = h->K[l];
+        double *counts = (double *)malloc(sizeof(double) * K);
+        uint32_t *f = (uint32_t *)malloc(sizeof(uint32_t) * K);
+        int ok = counts && f;
+        for (uint32_t k = 0; ok && k < K; k++)
+            counts[k] = 1000.0 / (k + 1);
+        ok = ok && vqz_prior_from_counts(counts, K, 0.5, f) == VQZ_OK && vqz_prior_init(&pr[l], f, K) == VQZ_OK;
+        free(counts);
+        free(f);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static inline void vqz_fuzz_priors_free(vqz_prior *pr)
+{
+    for (int l = 0; l < VQZ_MAX_LEVELS; l++)
+        vqz_prior_free(&pr[l]);
+}
+
 /* Parse anything: header, every frame through both paths (level and chunk), sections, statistics. */
 static inline int vqz_fuzz_container_once(const uint8_t *data, size_t size)
 {
@@ -65,6 +92,11 @@ static inline int vqz_fuzz_container_once(const uint8_t *data, size_t size)
     size_t n = (size_t)vqz_header_level_indices(h);
     uint16_t *grid = (uint16_t *)malloc(n * sizeof *grid);
     uint16_t *part = (uint16_t *)malloc(n * sizeof *part);
+    vqz_prior pr[VQZ_MAX_LEVELS];
+    int with_prior = vqz_fuzz_priors(h, pr);
+    for (int l = 0; with_prior && l < h->levels; l++)
+        if (vqz_container_set_prior(c, l, &pr[l]) != VQZ_OK)
+            bad = 1;
     if (grid && part) {
         for (int l = 0; l < h->levels; l++) {
             vqz_status s = vqz_container_read_level(c, l, grid, n);
@@ -107,6 +139,7 @@ static inline int vqz_fuzz_container_once(const uint8_t *data, size_t size)
         free(a);
     }
     vqz_container_free(c);
+    vqz_fuzz_priors_free(pr);
     return bad;
 }
 
@@ -197,12 +230,18 @@ static inline int vqz_fuzz_roundtrip(const uint8_t *data, size_t size)
     uint16_t *back = (uint16_t *)malloc(n * sizeof *back);
     vqz_container_writer *w = NULL;
     uint8_t *buf = NULL;
-    int bad = 0;
+    int bad = 0, with_prior = 0;
+    vqz_prior pr[VQZ_MAX_LEVELS];
+    memset(pr, 0, sizeof pr);
     if (!idx || !back || vqz_container_writer_create(&h, &w) != VQZ_OK) {
         bad = 1;
         goto done;
     }
     vqz_container_writer_set_zstd_level(w, 1);
+    /* half the inputs write with the model's prior, so modelled frames of both kinds are read back */
+    with_prior = (data[0] & 2) && vqz_fuzz_priors(&h, pr);
+    for (int l = 0; with_prior && l < h.levels; l++)
+        vqz_container_writer_set_prior(w, l, &pr[l]);
     for (int l = 0; l < h.levels; l++) {
         for (size_t i = 0; i < n; i++) {
             size_t k = ((size_t)l * n + i) * 2;
@@ -240,6 +279,8 @@ static inline int vqz_fuzz_roundtrip(const uint8_t *data, size_t size)
             bad = 1;
             break;
         }
+        for (int l = 0; with_prior && l < h.levels; l++)
+            vqz_container_set_prior(c, l, &pr[l]);
         if (vqz_container_levels_available(c) != keep)
             bad = 1;
         for (int l = 0; l < h.levels && !bad; l++) {
@@ -256,6 +297,7 @@ done:
     free(idx);
     free(back);
     vqz_container_writer_free(w);
+    vqz_fuzz_priors_free(pr);
     return bad;
 }
 
