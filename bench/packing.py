@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""packing.py - what the payload costs on real index streams: codes images with a model, once as .vqz 1.1
+"""packing.py - what the payload costs on real index streams: codes images or sounds with a model, once as .vqz 1.1
 (each chunk as a zstd or a modelled frame, whichever is smaller) and once as 1.0 (zstd only), and prints per
 level the bytes against the empirical 0th-order entropy of the indices (vqz-info --json), and how many
 chunks were modelled. Measurement only; Debian's /usr/bin/python3, standard library.
 
-  /usr/bin/python3 bench/packing.py [--model M.safetensors] [IMAGE_DIR]
+  /usr/bin/python3 bench/packing.py [--audio] [--model M.safetensors] [DIR]
 
-IMAGE_DIR defaults to bench/out/rd-cache/images (the validation photographs scaled to the 768x512 class by
-bench/rd.sh); the model to samples/models/vqz-image-v1.safetensors."""
+DIR defaults to bench/out/rd-cache/images (the validation photographs scaled to the 768x512 class by
+bench/rd.sh), with --audio to bench/out/rd-cache/audio (its 10 s clips of the validation speech and music);
+the model to samples/models/vqz-image-v1.safetensors, with --audio vqz-audio-v1."""
 import argparse, collections, glob, json, os, subprocess, sys, tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,15 +37,19 @@ def level_totals(files, fmt, model, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("images", nargs="?", default=os.path.join(ROOT, "bench/out/rd-cache/images"))
-    ap.add_argument("--model", default=os.path.join(ROOT, "samples/models/vqz-image-v1.safetensors"))
+    ap.add_argument("images", nargs="?")
+    ap.add_argument("--audio", action="store_true", help="code the 10 s clips of the folder instead of images")
+    ap.add_argument("--model")
     a = ap.parse_args()
-    files = sorted(glob.glob(os.path.join(a.images, "*.png")))
+    kind = "audio" if a.audio else "image"
+    a.images = a.images or os.path.join(ROOT, "bench/out/rd-cache", kind + ("" if a.audio else "s"))
+    a.model = a.model or os.path.join(ROOT, "samples/models/vqz-%s-v1.safetensors" % kind)
+    files = sorted(glob.glob(os.path.join(a.images, "*_10s.wav" if a.audio else "*.png")))
     if not files:
-        sys.exit("packing: no PNG images in %s (run bench/rd.sh --quick first, or name a folder)" % a.images)
+        sys.exit("packing: no inputs in %s (run bench/rd.sh --quick first, or name a folder)" % a.images)
     with tempfile.TemporaryDirectory() as tmp:
         new, old = level_totals(files, "1.1", a.model, tmp), level_totals(files, "1.0", a.model, tmp)
-    print("%d images from %s, model %s" % (len(files), a.images, os.path.basename(a.model)))
+    print("%d %s files from %s, model %s" % (len(files), kind, a.images, a.model))
     print("| level | H0 bytes | 1.0 (zstd) over H0 | 1.1 over H0 | modelled chunks |")
     print("| ---: | ---: | ---: | ---: | ---: |")
     for lv in sorted(new):

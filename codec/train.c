@@ -26,6 +26,7 @@
 #define VAL_IMAGE_CROP 256
 #define VAL_AUDIO_SECONDS 2.0
 #define KMEANS_VECTORS_PER_CODE 8
+#define PRIOR_VECTORS_PER_CODE 64 /* latent vectors counted per codeword for --prior-only */
 #define KMEANS_ITERS 10
 
 void vqz_train_options_init(vqz_train_options *o)
@@ -717,6 +718,68 @@ static vqz_status gather_latents(trainer *t, int64_t vectors, float **z_out, vqz
     return VQZ_OK;
 }
 
+/* --prior-only: how often the parent's codewords are chosen on the data, as the EMA state the bundle's
+ * prior is written from (save); no weight changes. */
+static vqz_status fit_prior(trainer *t)
+{
+    const int L = t->rs.cfg.levels, K = t->rs.cfg.codebook_size;
+    int64_t want = (int64_t)PRIOR_VECTORS_PER_CODE * K;
+    message(t, "counting codewords on %lld latent vectors, %d levels", (long long)want, L);
+    float *z = NULL;
+    vqz_tensor zt;
+    VQZ_TRY(gather_latents(t, want, &z, &zt));
+    int64_t n = zt.shape[0] * zt.shape[2];
+    int32_t *idx = malloc(sizeof(int32_t) * (size_t)(n * L));
+    vqz_status s = idx ? vqz_rvq_encode(t->ctx, &t->net->rvq, &zt, L, idx, NULL)
+                       : vqz_fail(VQZ_ERR_NOMEM, "train: out of memory for %lld indices", (long long)(n * L));
+    if (s == VQZ_OK) {
+        /* prior_from_ema reads count / (1 - decay): store the counts so that it reads them back */
+        const double keep = t->net->rvq.decay < 1 ? 1.0 - t->net->rvq.decay : 1.0;
+        memset(t->net->ema_count, 0, sizeof(float) * (size_t)L * K);
+        for (int l = 0; l < L; l++)
+            for (int64_t i = 0; i < n; i++)
+                t->net->ema_count[(size_t)l * K + idx[(size_t)l * n + i]] += 1.0f;
+        for (int64_t i = 0; i < (int64_t)L * K; i++)
+            t->net->ema_count[i] = (float)(t->net->ema_count[i] * keep);
+    }
+    free(idx);
+    free(z);
+    return s;
+}
+
+/* --prior-only output: the parent's weights and provenance unchanged, plus the prior and what it was
+ * counted on. */
+static vqz_status save_with_prior(trainer *t)
+{
+    vqz_bundle *parent = NULL;
+    VQZ_TRY(vqz_bundle_open_file(t->o->init_path, &parent));
+    int n = vqz_bundle_meta_count(parent);
+    const char **meta = calloc((size_t)(2 * n + 5), sizeof *meta);
+    char vectors[32];
+    snprintf(vectors, sizeof vectors, "%d", PRIOR_VECTORS_PER_CODE * t->rs.cfg.codebook_size);
+    int m = 0;
+    for (int i = 0; meta && i < n; i++) {
+        const char *k, *v;
+        if (vqz_bundle_meta_at(parent, i, &k, &v) != VQZ_OK || !strcmp(k, "format") || !strcmp(k, "name") ||
+            !strcmp(k, "config") || !strncmp(k, "vqz.prior_", 10))
+            continue;
+        meta[m++] = k, meta[m++] = v;
+    }
+    vqz_status s = meta ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "out of memory for the metadata");
+    uint32_t *prior = NULL;
+    if (s == VQZ_OK) {
+        meta[m++] = "vqz.prior_data", meta[m++] = t->data_desc;
+        meta[m++] = "vqz.prior_vectors", meta[m++] = vectors;
+        s = prior_from_ema(t->net, &prior);
+    }
+    if (s == VQZ_OK)
+        s = vqz_net_save_bundle_prior(t->net, t->name, meta, t->o->out_path, store_dtype(t->o->store), prior, NULL);
+    free(prior);
+    free(meta);
+    vqz_bundle_free(parent);
+    return s;
+}
+
 /* k-means++ + Lloyd on fresh latents: the codebooks of a new run, and the first step of a codebook-only
  * adaptation. */
 static vqz_status fit_codebooks(trainer *t)
@@ -988,6 +1051,8 @@ static vqz_status check_options(const vqz_train_options *o)
                 "log, validation and checkpoint intervals must be >= 1 step");
     VQZ_FAIL_IF(!(o->ckpt_minutes > 0), VQZ_ERR_INVALID_ARG, "checkpoint minutes must be > 0");
     VQZ_FAIL_IF(o->cache_mb < 16, VQZ_ERR_INVALID_ARG, "cache of %lld MiB (at least 16)", (long long)o->cache_mb);
+    VQZ_FAIL_IF(o->prior_only && (!o->init_path || o->resume_path || o->codebook_only), VQZ_ERR_INVALID_ARG,
+                "vqz_train: prior_only measures the model of init_path (no resume_path, no codebook_only)");
     VQZ_FAIL_IF(o->codebook_only && !o->init_path && !o->resume_path, VQZ_ERR_INVALID_ARG,
                 "codebook-only adaptation needs a model to start from (--init MODEL)");
     VQZ_FAIL_IF(o->resume_path && o->init_path, VQZ_ERR_INVALID_ARG, "--resume and --init exclude each other");
@@ -1105,6 +1170,11 @@ static vqz_status train_run(trainer *t)
         VQZ_FAIL_IF(!t->log, VQZ_ERR_IO, "cannot open the log %s: %s", o->log_csv, strerror(errno));
         if (ftell(t->log) == 0)
             fprintf(t->log, "%s\n", header);
+    }
+    if (o->prior_only) {
+        VQZ_TRY(fit_prior(t));
+        message(t, "writing %s with the prior of its codewords on this data", o->out_path);
+        return save_with_prior(t);
     }
     /* a new run seeds its codebooks by k-means++ on the first latents; a run from a parent refines the
      * parent's codebooks instead (EMA updates are online k-means), which keeps what transfers */

@@ -274,6 +274,11 @@ static void shift_low(encoder *e)
     e->low = (e->low & 0x00FFFFFFu) << 8;
 }
 
+int vqz_arith_allowed(uint32_t K, size_t n)
+{
+    return (uint64_t)n * VQZ_ARITH_MAX_K_PER_INDEX >= K;
+}
+
 size_t vqz_arith_bound(size_t n)
 {
     /* an index costs at most log2(2^20) = 20 bits plus the rounding of the range, so under 3 bytes */
@@ -286,6 +291,9 @@ vqz_status vqz_arith_encode(const vqz_prior *prior, uint32_t K, vqz_arith_params
     VQZ_FAIL_IF((!idx && n) || !out || !out_n, VQZ_ERR_INVALID_ARG, "vqz_arith_encode: NULL argument");
     VQZ_FAIL_IF(cap < vqz_arith_bound(n), VQZ_ERR_INVALID_ARG,
                 "vqz_arith_encode: %zu bytes of output for %zu indices (needs %zu)", cap, n, vqz_arith_bound(n));
+    VQZ_FAIL_IF(!vqz_arith_allowed(K, n), VQZ_ERR_INVALID_ARG,
+                "vqz_arith_encode: %zu indices are too few for a modelled frame with K=%u (at least K/%d)", n, K,
+                VQZ_ARITH_MAX_K_PER_INDEX);
     VQZ_FAIL_IF(check_params(prior, K, prm) != VQZ_OK, VQZ_ERR_INVALID_ARG,
                 "vqz_arith_encode: model (prior_shift %d, inc_shift %d) is not valid for K=%u%s", prm.prior_shift,
                 prm.inc_shift, K, prm.prior_shift && !prior ? " without a prior" : "");
@@ -326,6 +334,8 @@ vqz_status vqz_arith_decode(const vqz_prior *prior, uint32_t K, const uint8_t *f
     VQZ_FAIL_IF(frame[6] || frame[7], VQZ_ERR_FORMAT, "modelled frame: reserved bytes are not zero");
     vqz_arith_params prm = {frame[4], frame[5]};
     VQZ_TRY(check_params(prior, K, prm));
+    VQZ_FAIL_IF(!vqz_arith_allowed(K, n), VQZ_ERR_FORMAT,
+                "modelled frame of %zu indices with K=%u: at least K/%d are required", n, K, VQZ_ARITH_MAX_K_PER_INDEX);
     const uint8_t *p = frame + VQZ_ARITH_HEADER, *end = frame + len;
     VQZ_FAIL_IF(p[0] != 0, VQZ_ERR_FORMAT, "modelled frame: the coded bytes must start with 0");
     uint32_t code = 0, range = 0xFFFFFFFFu;

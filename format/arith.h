@@ -16,6 +16,7 @@
 #define VQZ_ARITH_MAX_TOTAL (1u << 22)       /* the model halves its counts when their sum exceeds this */
 #define VQZ_ARITH_MAX_PRIOR_SHIFT 20
 #define VQZ_ARITH_MAX_INC_SHIFT 12
+#define VQZ_ARITH_MAX_K_PER_INDEX 64 /* a modelled frame holds at least K / 64 indices (spec §6.5) */
 
 /* The first four bytes of a modelled frame: 'V' 'Q' 'Z' 'A'. */
 extern const uint8_t vqz_arith_magic[4];
@@ -48,14 +49,18 @@ double vqz_arith_cost(const vqz_prior *prior, uint32_t K, vqz_arith_params prm, 
 /* The encoder's choice: the cheapest of its candidate models for idx[n]; *bits gets that cost. */
 vqz_arith_params vqz_arith_choose(const vqz_prior *prior, uint32_t K, const uint16_t *idx, size_t n, double *bits);
 
+/* 1 when n indices of a K-word codebook may be a modelled frame: n * 64 >= K. Setting up the model costs
+ * O(K), so this keeps the work of decoding any frame proportional to its indices. */
+int vqz_arith_allowed(uint32_t K, size_t n);
+
 /* Largest frame vqz_arith_encode writes for n indices. */
 size_t vqz_arith_bound(size_t n);
 /* Code idx[n] into out[cap] (cap >= vqz_arith_bound(n)); *out_n gets the frame size. VQZ_ERR_INDEX_RANGE
- * for an index >= K, VQZ_ERR_INVALID_ARG for bad parameters or a missing prior. */
+ * for an index >= K, VQZ_ERR_INVALID_ARG for bad parameters, a missing prior, or too few indices for K. */
 vqz_status vqz_arith_encode(const vqz_prior *prior, uint32_t K, vqz_arith_params prm, const uint16_t *idx, size_t n,
                             uint8_t *out, size_t cap, size_t *out_n);
 /* Decode exactly n indices from frame[len]. VQZ_ERR_FORMAT for a bad magic, reserved bytes, parameters,
- * a stream that ends early or leaves bytes over, or a coded value outside the model;
+ * too few indices for K, a stream that ends early or leaves bytes over, or a coded value outside the model;
  * VQZ_ERR_UNSUPPORTED when the frame uses the prior and prior is NULL. */
 vqz_status vqz_arith_decode(const vqz_prior *prior, uint32_t K, const uint8_t *frame, size_t len, uint16_t *idx,
                             size_t n);

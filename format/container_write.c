@@ -397,7 +397,7 @@ vqz_status vqz_container_writer_put_chunk(vqz_container_writer *w, int level, ui
      * while zstd keeps the chunks whose indices repeat in runs or patterns (its matches see those) */
     double bits = INFINITY;
     vqz_arith_params prm = {0, 0};
-    if (w->modelled)
+    if (w->modelled && vqz_arith_allowed(K, n))
         prm = vqz_arith_choose(w->prior[level], K, idx, n, &bits);
     if (bits / 8 + VQZ_ARITH_HEADER + 5 < (double)cn) {
         size_t cap = vqz_arith_bound(n), an = 0;

@@ -352,6 +352,8 @@ typedef struct {
     int threads;                 /* 0: the library default */
     uint64_t seed;               /* default 1 */
     int codebook_only;           /* keep encoder and decoder frozen, fit new codebooks (needs init_path) */
+    int prior_only;              /* change no weight: count the codewords init_path's model chooses on the
+                                  * data and write it with that entropy-coding prior (spec/bundle.md §3.1) */
     int64_t log_every;           /* steps between progress reports and log rows (default 10) */
     int64_t val_every;           /* steps between validations (default 500) */
     int64_t ckpt_every;          /* steps between checkpoints (default 500) */

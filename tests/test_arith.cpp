@@ -121,6 +121,17 @@ TEST_CASE("modelled frames round-trip every codebook size, model and stream shap
         vqz_prior prior;
         REQUIRE(vqz_prior_init(&prior, pf.data(), K) == VQZ_OK);
         for (size_t n : {0u, 1u, 7u, 1000u, 20000u}) {
+            if (!vqz_arith_allowed(K, n)) { // too few indices for the codebook: refused both ways
+                indices v(n, 0), back(n);
+                bytes out(vqz_arith_bound(n)), f(VQZ_ARITH_HEADER + 5, 0);
+                std::memcpy(f.data(), vqz_arith_magic, 4);
+                size_t wrote = 0;
+                REQUIRE(vqz_arith_encode(&prior, K, vqz_arith_params{0, 1}, v.data(), n, out.data(), out.size(),
+                                         &wrote) == VQZ_ERR_INVALID_ARG);
+                REQUIRE(decode(&prior, K, f, &back) == VQZ_ERR_FORMAT);
+                REQUIRE(contains(vqz_last_error(), "at least K/64"));
+                continue;
+            }
             for (int kind = 0; kind < 3; kind++) {
                 indices v = kind == 0 ? skewed(&r, n, K) : indices(n);
                 if (kind == 1)

@@ -334,6 +334,64 @@ TEST_CASE("codebook-only adaptation keeps encoder and decoder, refits the codebo
     CHECK(meta_of(ad.out, "vqz.parent_sha256").size() == 64);
 }
 
+TEST_CASE("a prior-only run keeps every weight and adds the prior of the data's codewords", "[train]")
+{
+    Run base;
+    base.o.steps = 16;
+    REQUIRE(vqz_train(&base.o, nullptr, nullptr) == VQZ_OK);
+    // A trained bundle already carries the prior of its EMA statistics.
+    vqz_bundle *b = nullptr;
+    vqz_tensor_info ti;
+    REQUIRE(vqz_bundle_open_file(base.out.c_str(), &b) == VQZ_OK);
+    REQUIRE(vqz_bundle_find(b, "rvq.prior", &ti) == VQZ_OK);
+    vqz_bundle_free(b);
+
+    Run pr;
+    pr.o.init_path = base.out.c_str();
+    pr.o.prior_only = 1;
+    pr.o.config = nullptr;
+    pr.o.log_csv = nullptr;
+    pr.o.seed = 3;
+    INFO(vqz_last_error());
+    REQUIRE(vqz_train(&pr.o, nullptr, nullptr) == VQZ_OK);
+    CHECK(params_of(base.out) == params_of(pr.out));
+    CHECK(meta_of(pr.out, "vqz.steps") == "16"); // the parent's provenance is kept
+    CHECK(meta_of(pr.out, "vqz.prior_vectors") == std::to_string(64 * 32));
+    REQUIRE(vqz_bundle_open_file(pr.out.c_str(), &b) == VQZ_OK);
+    REQUIRE(vqz_bundle_find(b, "rvq.prior", &ti) == VQZ_OK);
+    CHECK(ti.dtype == VQZ_DTYPE_F32);
+    CHECK(ti.ndim == 2);
+    vqz_bundle_free(b);
+    vqz_model *m = nullptr;
+    REQUIRE(vqz_model_load(pr.out.c_str(), &m) == VQZ_OK);
+    REQUIRE(m->has_prior);
+    CHECK(ti.shape[0] == m->cfg.levels);
+    CHECK(ti.shape[1] == m->cfg.codebook_size);
+    vqz_model_free(m);
+
+    // The same photograph coded with both: identical pixels (same weights), and the prior never costs more
+    // than a few bytes of coder rounding (the writer's choice includes starting without it).
+    std::string in = vqz_test_path("../samples/images/coffee.png");
+    std::string a = base.dir.at("a.vqz"), c = pr.dir.at("c.vqz"), pa = base.dir.at("a.png"), pc = pr.dir.at("c.png");
+    vqz_model *ma = nullptr, *mc = nullptr;
+    REQUIRE(vqz_model_load(base.out.c_str(), &ma) == VQZ_OK);
+    REQUIRE(vqz_model_load(pr.out.c_str(), &mc) == VQZ_OK);
+    REQUIRE(vqz_encode_file(ma, nullptr, in.c_str(), a.c_str(), nullptr) == VQZ_OK);
+    REQUIRE(vqz_encode_file(mc, nullptr, in.c_str(), c.c_str(), nullptr) == VQZ_OK);
+    REQUIRE(vqz_decode_file(ma, nullptr, a.c_str(), pa.c_str(), nullptr) == VQZ_OK);
+    REQUIRE(vqz_decode_file(mc, nullptr, c.c_str(), pc.c_str(), nullptr) == VQZ_OK);
+    CHECK(slurp(pa) == slurp(pc));
+    CHECK(slurp(c).size() <= slurp(a).size() + 64);
+    // A file coded with the prior needs it: the model without it is another model.
+    CHECK(vqz_decode_file(ma, nullptr, c.c_str(), pa.c_str(), nullptr) == VQZ_ERR_MODEL_MISMATCH);
+    vqz_model_free(ma);
+    vqz_model_free(mc);
+
+    Run bad;
+    bad.o.prior_only = 1; // without a model to measure
+    CHECK(vqz_train(&bad.o, nullptr, nullptr) == VQZ_ERR_INVALID_ARG);
+}
+
 TEST_CASE("a model bundle stored as F16 is half the size and codes like the F32 one", "[train]")
 {
     Run r;

@@ -35,6 +35,8 @@ static void usage(FILE *f)
             "                         or with the run complete, just write its model (e.g. with --store f16)\n"
             "      --init MODEL       start from MODEL's weights (fine-tuning on new data)\n"
             "      --codebook-only    with --init: keep the encoder and decoder, fit new codebooks\n"
+            "      --prior-only       with --init: change no weight; count the codewords the model chooses on\n"
+            "                         the data and write it with that entropy-coding prior\n"
             "      --name NAME        model name stored in the bundle (default: the output's file name)\n"
             "      --store T          the bundle's tensors as f32 (default), f16 or bf16 (half the size)\n"
             "      --log FILE.csv     append one row per report to a CSV log\n"
@@ -226,7 +228,7 @@ int main(int argc, char **argv)
     }
     enum {
         O_VAL = 256, O_LEVELS, O_K, O_STEPS, O_BATCH, O_CROP, O_LR, O_MSSSIM, O_STFT, O_DROPOUT, O_DEVICE, O_SEED,
-        O_RESUME, O_INIT, O_CBONLY, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE, O_GANFROM, O_GANW, O_FEATW, O_STORE
+        O_RESUME, O_INIT, O_CBONLY, O_PRIOR, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE, O_GANFROM, O_GANW, O_FEATW, O_STORE
     };
     static const struct option longs[] = {
         {"data", required_argument, NULL, 'd'},      {"out", required_argument, NULL, 'o'},
@@ -239,6 +241,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},   {"seed", required_argument, NULL, O_SEED},
         {"resume", required_argument, NULL, O_RESUME}, {"init", required_argument, NULL, O_INIT},
         {"codebook-only", no_argument, NULL, O_CBONLY}, {"name", required_argument, NULL, O_NAME},
+        {"prior-only", no_argument, NULL, O_PRIOR},
         {"log", required_argument, NULL, O_LOG},     {"log-every", required_argument, NULL, O_LOGEVERY},
         {"val-every", required_argument, NULL, O_VALEVERY}, {"ckpt-every", required_argument, NULL, O_CKPTEVERY},
         {"cache-mb", required_argument, NULL, O_CACHE}, {"quiet", no_argument, NULL, 'q'},
@@ -276,6 +279,7 @@ int main(int argc, char **argv)
         case O_RESUME: o.resume_path = optarg; break;
         case O_INIT: o.init_path = optarg; break;
         case O_CBONLY: o.codebook_only = 1; break;
+        case O_PRIOR: o.prior_only = 1; break;
         case O_NAME: o.name = optarg; break;
         case O_LOG: o.log_csv = optarg; break;
         case O_LOGEVERY: ok = parse_ll("--log-every", optarg, 1, 1000000000, &ll); o.log_every = ll; break;
@@ -305,6 +309,11 @@ int main(int argc, char **argv)
     }
     if (ok && o.codebook_only && !o.init_path && !o.resume_path) {
         cli_errorf(NULL, "--codebook-only adapts an existing model: give it with --init MODEL");
+        ok = 0;
+    }
+    if (ok && o.prior_only && (!o.init_path || o.resume_path || o.codebook_only)) {
+        cli_errorf(NULL, "--prior-only measures an existing model: give it with --init MODEL (and no --resume "
+                         "or --codebook-only)");
         ok = 0;
     }
     if (!ok) {

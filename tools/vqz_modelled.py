@@ -17,6 +17,7 @@ def modelled(b, K, n, prior):  # n indices < K from frame b; prior: the level's 
     s, t, out = b[4], b[5], []
     require(len(b) >= 13 and b[6:9] == b"\0\0\0" and s <= 20 and t <= 12, "FORMAT", "modelled frame header")
     require(not s or prior, "UNSUPPORTED", "the frame starts from the model's prior")
+    require(64 * n >= K, "FORMAT", "too few indices for a modelled frame")
     f = [max(1, prior[k] >> (24 - s)) if s else 1 for k in range(K)]
     code, rng, pos, T = int.from_bytes(b[9:13], "big"), 0xFFFFFFFF, 13, sum(f)
     for _ in range(n):
