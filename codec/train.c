@@ -559,6 +559,7 @@ static vqz_status validate(trainer *t, vqz_train_progress *p)
     int32_t *one = malloc((size_t)(c->levels * pos) * sizeof(int32_t));
     vqz_status s = x && y && idx && one ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "validation: out of memory");
     double psnr = 0, mel = 0, sisdr = 0;
+    int64_t used = 0; /* latent positions counted for codebook usage */
     for (int64_t v = 0; s == VQZ_OK && v < t->n_val; v++) {
         s = vqz_dataset_fixed(t->val, t->val_ids[v], crop, x);
         vqz_tensor xt = image ? vqz_t4(x, 1, 3, crop, crop) : vqz_t3(x, 1, 1, crop);
@@ -569,8 +570,19 @@ static vqz_status validate(trainer *t, vqz_train_progress *p)
             s = vqz_net_decode(t->ctx, m, one, c->levels, &yt);
         if (s != VQZ_OK)
             break;
-        for (int l = 0; l < c->levels; l++)
-            memcpy(idx + ((int64_t)l * t->n_val + v) * pos, one + (int64_t)l * pos, (size_t)pos * sizeof(int32_t));
+        /* codebook usage counts the positions that hold sound: a short file's window is zero-padded, and
+         * digital silence or padding would count one codeword over and over (audio below -60 dBFS over the
+         * cell's samples, the level the training clips are redrawn at, is left out) */
+        for (int64_t q = 0; q < pos; q++) {
+            double e = 0;
+            for (int64_t i = 0; !image && i < f; i++)
+                e += (double)x[q * f + i] * x[q * f + i];
+            if (!image && e < 1e-6 * f)
+                continue;
+            for (int l = 0; l < c->levels; l++)
+                idx[(int64_t)l * t->n_val * pos + used] = one[(int64_t)l * pos + q];
+            used++;
+        }
         if (image) {
             /* as the codec delivers it: 8-bit pixels */
             double se = 0;
@@ -596,7 +608,11 @@ static vqz_status validate(trainer *t, vqz_train_progress *p)
         }
         for (int l = 0; s == VQZ_OK && l < c->levels; l++) {
             vqz_rvq_usage u;
-            s = vqz_rvq_usage_of(idx + (int64_t)l * t->n_val * pos, t->n_val * pos, c->codebook_size, &u);
+            memset(&u, 0, sizeof u);
+            u.perplexity = 0;
+            u.unused = c->codebook_size;
+            if (used > 0)
+                s = vqz_rvq_usage_of(idx + (int64_t)l * t->n_val * pos, used, c->codebook_size, &u);
             p->perplexity[l] = u.perplexity;
             p->dead[l] = u.unused;
         }

@@ -18,6 +18,7 @@
 #include "testutil.h"
 
 extern "C" {
+#include "codec/audio_io.h"
 #include "codec/model.h"
 #include "format/bundle.h"
 #include "include/vqz.h"
@@ -233,6 +234,43 @@ TEST_CASE("audio training on real recordings runs with L1 + STFT losses and vali
     vqz_model *m = nullptr;
     REQUIRE(vqz_model_load(r.out.c_str(), &m) == VQZ_OK);
     vqz_model_free(m);
+}
+
+TEST_CASE("audio validation counts codebook usage where there is sound and not in silence or padding", "[train]")
+{
+    // Validation on a file of digital silence only: no position holds sound, so no codeword counts as used,
+    // while the mel distance is still measured. A real recording beside it brings the usage back.
+    Run r(false);
+    TempDir vdir;
+    vqz_audio *quiet = nullptr;
+    REQUIRE(vqz_audio_create(1, 48000, 24000, &quiet) == VQZ_OK);
+    std::string silent = vdir.at("silence.wav");
+    REQUIRE(vqz_audio_write_all(silent.c_str(), quiet, 16) == VQZ_OK);
+    vqz_audio_free(quiet);
+    const char *vals[1] = {vdir.path.c_str()};
+    r.o.val_dirs = vals;
+    r.o.n_val_dirs = 1;
+    r.o.steps = 4;
+    r.o.val_every = 4;
+    Log log;
+    REQUIRE(vqz_train(&r.o, collect, &log) == VQZ_OK);
+    REQUIRE(log.vals.size() == 2);
+    for (const auto &v : log.vals) {
+        CHECK(std::isfinite(v.val_mel));
+        CHECK(v.perplexity[0] == 0);
+        CHECK(v.dead[0] == 32);
+    }
+    Run t(false);
+    const char *both[2] = {vdir.path.c_str(), t.audio.c_str()};
+    t.o.val_dirs = both;
+    t.o.n_val_dirs = 2;
+    t.o.steps = 4;
+    t.o.val_every = 4;
+    Log lt;
+    REQUIRE(vqz_train(&t.o, collect, &lt) == VQZ_OK);
+    REQUIRE(lt.vals.size() == 2);
+    CHECK(lt.vals.back().perplexity[0] > 1);
+    CHECK(lt.vals.back().dead[0] < 32);
 }
 
 TEST_CASE("the adversarial stage trains a discriminator, checkpoints it and resumes bit for bit", "[train]")
