@@ -273,19 +273,16 @@ static vqz_status load_disc_tensors(vqz_bundle *b, vqz_disc *d, int64_t step)
     return VQZ_OK;
 }
 
-/* The bundle's entropy-coding prior (spec/bundle.md §3.1) from the EMA cluster sizes. An EMA count is in
- * vectors per batch with a memory of 1 / (1 - decay) batches, so count / (1 - decay) is about how many
- * training vectors chose the codeword lately; half a vector more keeps unseen codewords codable. */
-static vqz_status prior_from_ema(const vqz_net *m, uint32_t **out)
+/* The bundle's entropy-coding prior (spec/bundle.md §3.1), [L][K], from codeword counts [L][K] of which
+ * one unit stands for `scale` latent vectors; half a vector more keeps unseen codewords codable. */
+static vqz_status prior_of_counts(const float *count, double scale, int L, int K, uint32_t **out)
 {
-    const int L = m->cfg.levels, K = m->cfg.codebook_size;
-    const double scale = m->rvq.decay < 1 ? 1.0 / (1.0 - m->rvq.decay) : 1.0;
     uint32_t *prior = malloc(sizeof(uint32_t) * (size_t)L * K);
     double *counts = malloc(sizeof(double) * (size_t)K);
     vqz_status s = prior && counts ? VQZ_OK : vqz_fail(VQZ_ERR_NOMEM, "out of memory for the prior");
     for (int l = 0; s == VQZ_OK && l < L; l++) {
         for (int k = 0; k < K; k++) {
-            double c = m->ema_count[(size_t)l * K + k] * scale;
+            double c = count[(size_t)l * K + k] * scale;
             counts[k] = isfinite(c) && c > 0 ? c : 0;
         }
         s = vqz_prior_from_counts(counts, (uint32_t)K, 0.5, prior + (size_t)l * K);
@@ -297,6 +294,15 @@ static vqz_status prior_from_ema(const vqz_net *m, uint32_t **out)
     }
     *out = prior;
     return s;
+}
+
+/* The prior from the EMA cluster sizes. An EMA count is in vectors per batch with a memory of
+ * 1 / (1 - decay) batches, so count / (1 - decay) is about how many training vectors chose the codeword
+ * lately. */
+static vqz_status prior_from_ema(const vqz_net *m, uint32_t **out)
+{
+    const double scale = m->rvq.decay < 1 ? 1.0 / (1.0 - m->rvq.decay) : 1.0;
+    return prior_of_counts(m->ema_count, scale, m->cfg.levels, m->cfg.codebook_size, out);
 }
 
 /* The checkpoint (unless model_only) and the model bundle, each atomically. */
@@ -734,9 +740,9 @@ static vqz_status gather_latents(trainer *t, int64_t vectors, float **z_out, vqz
     return VQZ_OK;
 }
 
-/* --prior-only: how often the parent's codewords are chosen on the data, as the EMA state the bundle's
- * prior is written from (save); no weight changes. */
-static vqz_status fit_prior(trainer *t)
+/* --prior-only: how often the parent's codewords are chosen on the data, *count_out [L][K] (malloc'ed);
+ * no weight changes. */
+static vqz_status fit_prior(trainer *t, float **count_out)
 {
     const int L = t->rs.cfg.levels, K = t->rs.cfg.codebook_size;
     int64_t want = (int64_t)PRIOR_VECTORS_PER_CODE * K;
@@ -748,24 +754,21 @@ static vqz_status fit_prior(trainer *t)
     int32_t *idx = malloc(sizeof(int32_t) * (size_t)(n * L));
     vqz_status s = idx ? vqz_rvq_encode(t->ctx, &t->net->rvq, &zt, L, idx, NULL)
                        : vqz_fail(VQZ_ERR_NOMEM, "train: out of memory for %lld indices", (long long)(n * L));
-    if (s == VQZ_OK) {
-        /* prior_from_ema reads count / (1 - decay): store the counts so that it reads them back */
-        const double keep = t->net->rvq.decay < 1 ? 1.0 - t->net->rvq.decay : 1.0;
-        memset(t->net->ema_count, 0, sizeof(float) * (size_t)L * K);
-        for (int l = 0; l < L; l++)
-            for (int64_t i = 0; i < n; i++)
-                t->net->ema_count[(size_t)l * K + idx[(size_t)l * n + i]] += 1.0f;
-        for (int64_t i = 0; i < (int64_t)L * K; i++)
-            t->net->ema_count[i] = (float)(t->net->ema_count[i] * keep);
-    }
+    float *count = s == VQZ_OK ? calloc((size_t)L * K, sizeof(float)) : NULL;
+    if (s == VQZ_OK && !count)
+        s = vqz_fail(VQZ_ERR_NOMEM, "train: out of memory for the codeword counts");
+    for (int l = 0; s == VQZ_OK && l < L; l++)
+        for (int64_t i = 0; i < n; i++)
+            count[(size_t)l * K + idx[(size_t)l * n + i]] += 1.0f;
     free(idx);
     free(z);
+    *count_out = count;
     return s;
 }
 
 /* --prior-only output: the parent's weights and provenance unchanged, plus the prior and what it was
  * counted on. */
-static vqz_status save_with_prior(trainer *t)
+static vqz_status save_with_prior(trainer *t, const float *count)
 {
     vqz_bundle *parent = NULL;
     VQZ_TRY(vqz_bundle_open_file(t->o->init_path, &parent));
@@ -786,7 +789,7 @@ static vqz_status save_with_prior(trainer *t)
     if (s == VQZ_OK) {
         meta[m++] = "vqz.prior_data", meta[m++] = t->data_desc;
         meta[m++] = "vqz.prior_vectors", meta[m++] = vectors;
-        s = prior_from_ema(t->net, &prior);
+        s = prior_of_counts(count, 1.0, t->rs.cfg.levels, t->rs.cfg.codebook_size, &prior);
     }
     if (s == VQZ_OK)
         s = vqz_net_save_bundle_prior(t->net, t->name, meta, t->o->out_path, store_dtype(t->o->store), prior, NULL);
@@ -1188,9 +1191,14 @@ static vqz_status train_run(trainer *t)
             fprintf(t->log, "%s\n", header);
     }
     if (o->prior_only) {
-        VQZ_TRY(fit_prior(t));
-        message(t, "writing %s with the prior of its codewords on this data", o->out_path);
-        return save_with_prior(t);
+        float *count = NULL;
+        vqz_status s = fit_prior(t, &count);
+        if (s == VQZ_OK) {
+            message(t, "writing %s with the prior of its codewords on this data", o->out_path);
+            s = save_with_prior(t, count);
+        }
+        free(count);
+        return s;
     }
     /* a new run seeds its codebooks by k-means++ on the first latents; a run from a parent refines the
      * parent's codebooks instead (EMA updates are online k-means), which keeps what transfers */

@@ -9,6 +9,11 @@
 
 const uint8_t vqz_arith_magic[4] = {'V', 'Q', 'Z', 'A'};
 
+int vqz_arith_is_frame(const uint8_t *frame, size_t n)
+{
+    return n >= 4 && memcmp(frame, vqz_arith_magic, 4) == 0;
+}
+
 #define RANGE_TOP (1u << 24) /* the range is renormalised to at least this */
 
 /* ------------------------------------------------------------------------------------------ priors */
@@ -329,7 +334,7 @@ vqz_status vqz_arith_decode(const vqz_prior *prior, uint32_t K, const uint8_t *f
                             size_t n)
 {
     VQZ_FAIL_IF(!frame || (!idx && n), VQZ_ERR_INVALID_ARG, "vqz_arith_decode: NULL argument");
-    VQZ_FAIL_IF(len < VQZ_ARITH_HEADER + 5 || memcmp(frame, vqz_arith_magic, 4) != 0, VQZ_ERR_FORMAT,
+    VQZ_FAIL_IF(len < VQZ_ARITH_HEADER + 5 || !vqz_arith_is_frame(frame, len), VQZ_ERR_FORMAT,
                 "not a modelled frame (bad magic or shorter than 13 bytes)");
     VQZ_FAIL_IF(frame[6] || frame[7], VQZ_ERR_FORMAT, "modelled frame: reserved bytes are not zero");
     vqz_arith_params prm = {frame[4], frame[5]};

@@ -20,6 +20,8 @@
 
 /* The first four bytes of a modelled frame: 'V' 'Q' 'Z' 'A'. */
 extern const uint8_t vqz_arith_magic[4];
+/* 1 when frame[n] starts with that magic (a modelled frame rather than a zstd frame). */
+int vqz_arith_is_frame(const uint8_t *frame, size_t n);
 
 /* One level's prior: freq[K], each >= 1, summing to VQZ_PRIOR_TOTAL. freq is owned by the struct. */
 typedef struct {

@@ -583,7 +583,7 @@ static vqz_status read_chunk_impl(vqz_container *c, int level, uint32_t chunk, u
     VQZ_FAIL_IF(n != want, VQZ_ERR_INVALID_ARG, "chunk %u holds %llu indices, the buffer %zu", chunk,
                 (unsigned long long)want, n);
     vqz_status s;
-    if (f->comp_size >= 4 && memcmp(c->cbuf, vqz_arith_magic, 4) == 0) {
+    if (vqz_arith_is_frame(c->cbuf, f->comp_size)) {
         if (!c->has_prior_section)
             s = vqz_fail(VQZ_ERR_FORMAT, "modelled frame in a file without the modelled-frames section");
         else
@@ -612,6 +612,18 @@ vqz_status vqz_container_set_prior(vqz_container *c, int level, const vqz_prior 
 int vqz_container_uses_prior(const vqz_container *c)
 {
     return c->has_prior_section;
+}
+
+vqz_status vqz_container_frame_modelled(vqz_container *c, int level, uint32_t chunk, int *modelled)
+{
+    vqz_frame_info f;
+    VQZ_TRY(vqz_container_frame_info(c, level, chunk, &f));
+    VQZ_FAIL_IF(f.offset + f.comp_size > c->file_size, VQZ_ERR_TRUNCATED, "%s: level %d, chunk %u: frame cut",
+                c->name, level, chunk);
+    uint8_t head[4];
+    VQZ_TRY(read_at(c, f.offset, head, sizeof head)); /* comp_size >= 4, checked at open */
+    *modelled = vqz_arith_is_frame(head, sizeof head);
+    return VQZ_OK;
 }
 
 vqz_status vqz_container_read_chunk(vqz_container *c, int level, uint32_t chunk, uint16_t *idx, size_t n)

@@ -127,6 +127,9 @@ vqz_status vqz_container_read_chunk(vqz_container *c, int level, uint32_t chunk,
 vqz_status vqz_container_set_prior(vqz_container *c, int level, const vqz_prior *prior);
 /* 1 when the file has modelled frames (its modelled-frames section is present). */
 int vqz_container_uses_prior(const vqz_container *c);
+/* *modelled = 1 when frame (level, chunk) is a modelled frame, 0 for a zstd frame: its first four bytes
+ * alone are read (no checksum; read the chunk for that). VQZ_ERR_TRUNCATED when the file cuts it. */
+vqz_status vqz_container_frame_modelled(vqz_container *c, int level, uint32_t chunk, int *modelled);
 /* Read a whole level into grid[n], n = vqz_header_level_indices, laid out [plane][row][column]. */
 vqz_status vqz_container_read_level(vqz_container *c, int level, uint16_t *grid, size_t n);
 /* The stored zstd frame of (level, chunk), checksum verified, into buf[cap] (cap >= comp_size). */

@@ -193,6 +193,7 @@ struct vqz_container_writer {
     int has_sec[2];
     const vqz_prior *prior[VQZ_MAX_LEVELS]; /* borrowed; NULL: modelled frames start uniform */
     int modelled;                           /* 0: zstd frames only, a file every 1.0 reader decodes */
+    uint64_t n_modelled;                    /* frames stored that are modelled: the file then needs section 3 */
     ZSTD_CCtx *cctx;
 };
 
@@ -364,6 +365,9 @@ static void store_frame(vqz_container_writer *w, int level, uint32_t chunk, uint
                         uint32_t raw_size)
 {
     uint64_t f = (uint64_t)level * w->chunks + chunk;
+    if (w->data[f])
+        w->n_modelled -= (uint64_t)vqz_arith_is_frame(w->data[f], w->frames[f].comp_size);
+    w->n_modelled += (uint64_t)vqz_arith_is_frame(data, n);
     free(w->data[f]);
     w->data[f] = data;
     w->frames[f].comp_size = (uint32_t)n;
@@ -453,7 +457,7 @@ vqz_status vqz_container_writer_put_frame(vqz_container_writer *w, int level, ui
     VQZ_FAIL_IF(n > vqz_comp_bound(want), VQZ_ERR_LIMIT, "vqz writer: level %d, chunk %u: frame of %zu bytes exceeds %llu",
                 level, chunk, n, (unsigned long long)vqz_comp_bound(want));
     vqz_status s = VQZ_OK;
-    if (n >= 4 && memcmp(frame, vqz_arith_magic, 4) == 0)
+    if (vqz_arith_is_frame(frame, n))
         VQZ_FAIL_IF(n < VQZ_ARITH_HEADER + 5, VQZ_ERR_FORMAT,
                     "vqz writer: level %d, chunk %u: modelled frame of %zu bytes is too short", level, chunk, n);
     else
@@ -469,16 +473,6 @@ vqz_status vqz_container_writer_put_frame(vqz_container_writer *w, int level, ui
     return VQZ_OK;
 }
 
-/* 1 when some frame is modelled: the file then needs the modelled-frames section (critical, empty). */
-static int uses_prior(const vqz_container_writer *w)
-{
-    uint64_t nframes = (uint64_t)w->h.levels * w->chunks;
-    for (uint64_t f = 0; f < nframes; f++)
-        if (w->data[f] && w->frames[f].comp_size >= 4 && memcmp(w->data[f], vqz_arith_magic, 4) == 0)
-            return 1;
-    return 0;
-}
-
 /* The section table in file order: metadata, alpha, modelled frames. Returns the count. */
 static uint32_t section_table(const vqz_container_writer *w, vqz_section_entry sec[3])
 {
@@ -486,7 +480,7 @@ static uint32_t section_table(const vqz_container_writer *w, vqz_section_entry s
     for (int s = 0; s < 2; s++)
         if (w->has_sec[s])
             sec[ns++] = w->sec[s];
-    if (uses_prior(w)) {
+    if (w->n_modelled > 0) { /* the modelled-frames section: critical, empty */
         vqz_section_entry e = {VQZ_SECTION_PRIOR, VQZ_SECTION_CRITICAL, 0, 0}; /* CRC-32 of no bytes is 0 */
         sec[ns++] = e;
     }

@@ -2,7 +2,6 @@
  * of the indices beside the bytes actually spent, and names for the enumerations. */
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "format/container.h"
 #include "format/pack.h"
@@ -50,13 +49,11 @@ vqz_status vqz_container_level_stats(vqz_container *c, int level, vqz_level_stat
     st->table_bytes = (uint64_t)VQZ_FRAME_ENTRY_SIZE * vqz_header_chunk_count(h);
     st->entropy_bits = 0;
     st->distinct = st->modelled = 0;
-    uint32_t biggest = 0;
     for (uint32_t ch = 0; ch < vqz_header_chunk_count(h); ch++) {
         vqz_frame_info f;
         VQZ_TRY(vqz_container_frame_info(c, level, ch, &f));
         st->comp_bytes += f.comp_size;
         st->raw_bytes += f.raw_size;
-        biggest = f.comp_size > biggest ? f.comp_size : biggest;
     }
     uint16_t *grid = (uint16_t *)malloc((size_t)st->indices * sizeof *grid);
     VQZ_FAIL_IF(!grid, VQZ_ERR_NOMEM, "cannot allocate %llu indices", (unsigned long long)st->indices);
@@ -64,14 +61,11 @@ vqz_status vqz_container_level_stats(vqz_container *c, int level, vqz_level_stat
     if (s == VQZ_OK)
         s = vqz_index_entropy(grid, (size_t)st->indices, h->K[level], &st->entropy_bits, &st->distinct);
     free(grid);
-    uint8_t *frame = s == VQZ_OK ? (uint8_t *)malloc(biggest) : NULL;
-    if (s == VQZ_OK && !frame)
-        s = vqz_fail(VQZ_ERR_NOMEM, "cannot allocate %u bytes", biggest);
     for (uint32_t ch = 0; s == VQZ_OK && ch < vqz_header_chunk_count(h); ch++) {
-        s = vqz_container_read_frame(c, level, ch, frame, biggest);
-        st->modelled += s == VQZ_OK && memcmp(frame, vqz_arith_magic, 4) == 0;
+        int m = 0;
+        s = vqz_container_frame_modelled(c, level, ch, &m);
+        st->modelled += (uint32_t)m;
     }
-    free(frame);
     return s;
 }
 
