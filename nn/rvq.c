@@ -683,10 +683,36 @@ vqz_status vqz_rvq_ema_update(vqz_nn_ctx *ctx, vqz_rvq *q, const vqz_tensor *x, 
         for (int k = 0; k < K; k++) {
             if (!(ec[k] < q->dead_threshold))
                 continue;
-            int64_t p = (int64_t)vqz_rng_below(rng, (uint64_t)M);
+            /* A dead codeword splits the busiest one of those in the batch (as in LBG): it moves onto a
+             * random batch vector of that codeword's cluster and takes half of its statistics. New
+             * codewords thus go where usage is most uneven, and start with a count that keeps them from
+             * being restarted again before they have learnt their share. */
+            int busy = -1;
+            for (int j = 0; j < K; j++)
+                if (j != k && counts[j] > 0 && (busy < 0 || ec[j] > ec[busy]))
+                    busy = j;
+            int64_t p = -1;
+            if (busy >= 0) {
+                int64_t pick = (int64_t)vqz_rng_below(rng, (uint64_t)counts[busy]);
+                for (int64_t i = 0; i < M; i++)
+                    if (il[i] == busy && pick-- == 0) {
+                        p = i;
+                        break;
+                    }
+            }
+            float share = 1.0f;
+            if (p >= 0) {
+                share = 0.5f * ec[busy];
+                ec[busy] -= share;
+                for (int d = 0; d < D; d++)
+                    es[(size_t)busy * D + d] *= 0.5f;
+            } else {
+                p = (int64_t)vqz_rng_below(rng, (uint64_t)M);
+            }
             copy_column(C + (size_t)k * D, r, p, S, D);
-            memcpy(es + (size_t)k * D, C + (size_t)k * D, sizeof(float) * D);
-            ec[k] = 1.0f;
+            ec[k] = share;
+            for (int d = 0; d < D; d++)
+                es[(size_t)k * D + d] = share * C[(size_t)k * D + d];
             nr++;
         }
         if (restarted)

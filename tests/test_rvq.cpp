@@ -467,7 +467,7 @@ TEST_CASE("rvq EMA update follows the formula in double, for one and several ste
     }
 }
 
-TEST_CASE("rvq dead codewords are restarted from batch residuals with fresh statistics", "[rvq]")
+TEST_CASE("rvq dead codewords are restarted from batch residuals with half a busy codeword's statistics", "[rvq]")
 {
     const int D = 4, K = 16, L = 3, NL = 2, DEAD = 5;
     const int64_t N = 2, S = 64;
@@ -505,8 +505,10 @@ TEST_CASE("rvq dead codewords are restarted from batch residuals with fresh stat
         for (int k = K - DEAD; k < K; k++) {
             size_t i = (size_t)l * K + k;
             const float *cw = qu.cb.data() + i * D;
-            REQUIRE(qu.count[i] == 1.0f);
-            REQUIRE(std::memcmp(qu.sum.data() + i * D, cw, sizeof(float) * D) == 0);
+            // half of a live codeword's count (about 10 here), and a sum that matches the codeword
+            REQUIRE(qu.count[i] > 5.0f);
+            for (int d = 0; d < D; d++)
+                REQUIRE(qu.sum[i * D + d] == qu.count[i] * cw[d]);
             // the new codeword is one of this level's residuals (formed with the pre-update codebooks)
             bool found = false;
             for (int64_t n = 0; n < N && !found; n++)
@@ -531,6 +533,55 @@ TEST_CASE("rvq dead codewords are restarted from batch residuals with fresh stat
     REQUIRE(again.cb == qu.cb);
     REQUIRE(again.count == qu.count);
     REQUIRE(again.sum == qu.sum);
+}
+
+TEST_CASE("rvq dead codewords split the busiest codeword's cluster", "[rvq]")
+{
+    // one level, two tight groups at (-1, 0) and (+1, 0) that all go to codeword 0 at the origin;
+    // codewords 1-3 sit far away, unused, with counts under the threshold
+    const int D = 2, K = 4;
+    const int64_t N = 1, S = 200;
+    Quant qu(1, K, D, true);
+    qu.q.dead_threshold = 1.0f;
+    for (int k = 1; k < K; k++) {
+        qu.cb[(size_t)k * D] = 50.0f * k;
+        qu.count[k] = 0.1f;
+        qu.sum[(size_t)k * D] = 0.1f * 50.0f * k;
+    }
+    qu.count[0] = 200.0f; // its sum is 200 * (0, 0)
+    vqz_rng rng;
+    vqz_rng_seed(&rng, 7);
+    std::vector<float> x((size_t)(D * S));
+    for (int64_t s = 0; s < S; s++) {
+        x[(size_t)s] = (s % 2 ? 1.0f : -1.0f) + 0.01f * (float)vqz_rng_normal(&rng);
+        x[(size_t)(S + s)] = 0.01f * (float)vqz_rng_normal(&rng);
+    }
+    vqz_tensor xt = vqz_t3(x.data(), N, D, S);
+    std::vector<int32_t> idx((size_t)S);
+    Ctx c;
+    REQUIRE(vqz_rvq_encode(c.ctx, &qu.q, &xt, 1, idx.data(), nullptr) == VQZ_OK);
+    REQUIRE(std::count(idx.begin(), idx.end(), 0) == S);
+    int restarted = -1;
+    REQUIRE(vqz_rvq_ema_update(c.ctx, &qu.q, &xt, idx.data(), 1, &rng, &restarted) == VQZ_OK);
+    REQUIRE(restarted == K - 1);
+    // each split halves the busiest codeword that has vectors in the batch (here codeword 0 every time,
+    // without moving it), so the four counts add up to codeword 0's count before the splits
+    float total = 0;
+    for (int k = 0; k < K; k++)
+        total += qu.count[k];
+    REQUIRE(total == Approx(0.99 * 200.0 + 0.01 * S).epsilon(1e-5));
+    REQUIRE(std::fabs(qu.cb[0]) < 0.05f); // codeword 0 stays at the origin
+    REQUIRE(std::fabs(qu.cb[1]) < 0.05f);
+    for (int k = 1; k < K; k++) {
+        // each restarted codeword is one of the batch vectors, inside a group, not far away
+        const float *cw = qu.cb.data() + (size_t)k * D;
+        REQUIRE(std::fabs(std::fabs(cw[0]) - 1.0f) < 0.05f);
+        REQUIRE(std::fabs(cw[1]) < 0.05f);
+        REQUIRE(qu.count[k] > 20.0f);
+    }
+    // the next encode sends each group to a codeword of its own side: codeword 0 no longer takes all
+    REQUIRE(vqz_rvq_encode(c.ctx, &qu.q, &xt, 1, idx.data(), nullptr) == VQZ_OK);
+    REQUIRE(std::count(idx.begin(), idx.end(), 0) < S);
 }
 
 TEST_CASE("rvq k-means++ init recovers separated clusters and is fixed by the seed", "[rvq]")
