@@ -2,12 +2,13 @@
 # adapt-audio.sh — domain adaptation of the default audio model to a single voice: the one speaker of
 # festvox-ru (Russian, 16 kHz). It adapts on that speaker's files of the training split and codes every 4th
 # of the speaker's files in the validation split (never trained on, by the default model either). The
-# default model, a --codebook-only adaptation and an --init fine-tune code them at 2, 4 and 8 levels; the
+# default model, a --codebook-only adaptation, the same adaptation followed by --decoder-steps (the decoder
+# fine-tuned alone on the new codebooks) and an --init fine-tune code them at 2, 4 and 8 levels; the
 # table gives the rate (kbit/s, whole files), DAC's multi-scale mel distance and SI-SDR (vqz-eval), averaged
 # over the files, and how long each adaptation took. The default model's training split holds this speaker
 # too (about 7 % of its audio): the adaptation specialises a general model to one voice.
 #
-#   bench/adapt-audio.sh [STEPS_CODEBOOK (default 200)] [STEPS_FINETUNE (default 200)]
+#   bench/adapt-audio.sh [STEPS_CODEBOOK (default 200)] [STEPS_FINETUNE (default 200)] [STEPS_DECODER (default 200)]
 #
 # Needs tools/fetch-training-data.sh --speech. Output: bench/out/adapt-audio/ (models, adapt.md).
 set -e
@@ -16,6 +17,7 @@ BIN=${BUILD:-build}/bin
 OUT=bench/out/adapt-audio
 CB_STEPS=${1:-200}
 FT_STEPS=${2:-200}
+DEC_STEPS=${3:-200}
 THREADS=${VQZ_BENCH_THREADS:-1}
 MODEL=samples/models/vqz-audio-v1.safetensors
 [ -d data/speech/val ] || bash tools/fetch-training-data.sh --speech
@@ -35,15 +37,20 @@ t0=$(now)
 "$BIN/vqz-train" audio --data "$OUT/train" --init "$MODEL" --codebook-only --steps "$CB_STEPS" --batch 16 --crop 1 \
     --threads "$THREADS" --name vqz-audio-v1-ru-cb --out "$OUT/cb.safetensors" -q
 t1=$(now)
+# the decoder stage continues the codebook-only run from its checkpoint (its settings: batch 16)
+cp "$OUT/cb.safetensors.ckpt" "$OUT/cbdec.safetensors.ckpt"
+"$BIN/vqz-train" audio --data "$OUT/train" --resume "$OUT/cbdec.safetensors.ckpt" --decoder-steps "$DEC_STEPS" \
+    --lr 3e-4 --threads "$THREADS" --out "$OUT/cbdec.safetensors" -q
+t2=$(now)
 "$BIN/vqz-train" audio --data "$OUT/train" --init "$MODEL" --steps "$FT_STEPS" --batch 8 --crop 1 --lr 3e-4 \
     --threads "$THREADS" --name vqz-audio-v1-ru-ft --out "$OUT/ft.safetensors" -q
-t2=$(now)
+t3=$(now)
 
 field() { echo "$1" | sed "s/.*\"$2\":\([-0-9.e+]*\).*/\1/"; }
 {
     echo "| model | levels | kbit/s | mel distance (DAC) | SI-SDR dB |"
     echo "| --- | ---: | ---: | ---: | ---: |"
-    for m in default cb ft; do
+    for m in default cb cbdec ft; do
         case $m in default) path=$MODEL ;; *) path=$OUT/$m.safetensors ;; esac
         for q in 2 4 8; do
             kbps=0 mel=0 sdr=0 n=0
@@ -61,6 +68,6 @@ field() { echo "$1" | sed "s/.*\"$2\":\([-0-9.e+]*\).*/\1/"; }
         done
     done
     echo
-    awk "BEGIN { printf \"%d held-out files; codebook-only adaptation: %d steps in %.0f s; fine-tuning: %d steps in %.0f s (%d thread(s))\n\", $(ls "$OUT"/val | wc -l), $CB_STEPS, $t1 - $t0, $FT_STEPS, $t2 - $t1, $THREADS }"
+    awk "BEGIN { printf \"%d held-out files; codebook-only adaptation: %d steps in %.0f s; its decoder stage: %d steps in %.0f s more; fine-tuning: %d steps in %.0f s (%d thread(s))\n\", $(ls "$OUT"/val | wc -l), $CB_STEPS, $t1 - $t0, $DEC_STEPS, $t2 - $t1, $FT_STEPS, $t3 - $t2, $THREADS }"
 } > "$OUT/adapt.md"
 cat "$OUT/adapt.md"

@@ -5,13 +5,13 @@
 # validation curves (vqz-train plot) land in bench/out/scratch-audio/; the last validation row gives the
 # per-level codebook perplexity the trainer reached.
 #
-#   bench/scratch-audio.sh [STEPS (default 1000)] [extra vqz-train options]
+#   [OUT=DIR] bench/scratch-audio.sh [STEPS (default 1000)] [extra vqz-train options]
 #
 # Needs tools/fetch-training-data.sh --speech --music. Resumes its own checkpoint when run again.
 set -e
 cd "$(dirname "$0")/.."
 BIN=${BUILD:-build}/bin
-OUT=bench/out/scratch-audio
+OUT=${OUT:-bench/out/scratch-audio}
 STEPS=${1:-1000}
 [ $# -gt 0 ] && shift
 [ -d data/speech/val ] && [ -d data/music/val ] || bash tools/fetch-training-data.sh --speech --music

@@ -56,6 +56,7 @@ typedef struct {
     double lr, msssim_weight, stft_weight, dropout;
     uint64_t seed;
     int codebook_only;
+    int64_t decoder_steps; /* codebook-only runs: the last steps of `steps` fine-tune the decoder alone */
     int64_t gan_from;    /* 0: no adversarial stage */
     double gan_weight, feat_weight;
     char parent[256];    /* name of the model we started from, "" when from scratch */
@@ -150,6 +151,7 @@ static vqz_status settings_to_json(const run_settings *rs, const trainer *t, cha
     cJSON_AddNumberToObject(j, "dropout", rs->dropout);
     cJSON_AddStringToObject(j, "seed", seed);
     cJSON_AddBoolToObject(j, "codebook_only", rs->codebook_only);
+    cJSON_AddNumberToObject(j, "decoder_steps", (double)rs->decoder_steps);
     cJSON_AddNumberToObject(j, "gan_from", (double)rs->gan_from);
     cJSON_AddNumberToObject(j, "gan_weight", rs->gan_weight);
     cJSON_AddNumberToObject(j, "feat_weight", rs->feat_weight);
@@ -213,7 +215,9 @@ static vqz_status settings_from_json(const char *json, const char *path, run_set
         snprintf(rs->parent, sizeof rs->parent, "%s", par->valuestring);
         snprintf(rs->parent_sha, sizeof rs->parent_sha, "%s", psha->valuestring);
         /* the adversarial settings came later: absent means off */
-        double gf = 0, gw = 1, fw = 2, ds = 0;
+        double gf = 0, gw = 1, fw = 2, ds = 0, dst = 0;
+        json_num(j, "decoder_steps", &dst); /* came later too: absent means none */
+        rs->decoder_steps = dst > 0 && dst < steps ? (int64_t)dst : 0;
         json_num(j, "gan_from", &gf);
         json_num(j, "gan_weight", &gw);
         json_num(j, "feat_weight", &fw);
@@ -799,8 +803,8 @@ static vqz_status save_with_prior(trainer *t, const float *count)
     return s;
 }
 
-/* k-means++ + Lloyd on fresh latents: the codebooks of a new run, and the first step of a codebook-only
- * adaptation. */
+/* k-means++ + Lloyd on fresh latents: the codebooks of a new run (runs from a parent, codebook-only ones
+ * included, refine the parent's codebooks by EMA instead). */
 static vqz_status fit_codebooks(trainer *t)
 {
     int64_t want = (int64_t)KMEANS_VECTORS_PER_CODE * t->rs.cfg.codebook_size;
@@ -933,11 +937,12 @@ static vqz_status train_loop(trainer *t)
     to.stft_weight = image ? 0.0f : (float)rs->stft_weight;
     to.ema = 1;
 
-    /* dead codewords: restart those assigned under a quarter of their fair share per batch (EMA terms) */
+    /* dead codewords: restart those assigned under half their fair share per batch (EMA terms); each
+     * restart splits the busiest codeword (vqz_rvq_ema_update) */
     int64_t lh, lw;
     VQZ_TRY(vqz_net_latent_size(m, rs->crop, image ? rs->crop : 1, &lh, &lw));
     double fair = (double)rs->batch * lh * lw / rs->cfg.codebook_size;
-    m->rvq.dead_threshold = (float)fmin(1.0, 0.25 * fair);
+    m->rvq.dead_threshold = (float)fmin(1.0, 0.5 * fair);
     if (t->step == 0 && rs->parent[0]) {
         /* the parent's codewords start as if each had held its fair share: the unused ones are restarted
          * from the new data gradually (after ~140 steps), not all on the first batch */
@@ -951,6 +956,10 @@ static vqz_status train_loop(trainer *t)
     }
 
     int64_t warmup = rs->steps / 20 < 500 ? rs->steps / 20 : 500;
+    /* a codebook-only run fits its codebooks until fit_end, then fine-tunes the decoder on them (its own
+     * warm-up and cosine schedule) */
+    const int64_t fit_end = rs->codebook_only ? rs->steps - rs->decoder_steps : rs->steps;
+    const int64_t dec_warmup = rs->decoder_steps / 20 < 500 ? rs->decoder_steps / 20 : 500;
     vqz_loader *ld = NULL;
     VQZ_TRY(vqz_loader_start(t->data, rs->seed, t->step, rs->batch, rs->crop, &ld));
     vqz_status s = VQZ_OK;
@@ -975,7 +984,12 @@ static vqz_status train_loop(trainer *t)
             break;
         vqz_tensor xt = image ? vqz_t4((float *)x, rs->batch, 3, rs->crop, rs->crop)
                               : vqz_t3((float *)x, rs->batch, 1, rs->crop);
-        to.lr = vqz_lr_at((float)rs->lr, t->step, warmup, rs->steps, 0.1f);
+        const int fitting = rs->codebook_only && t->step < fit_end;
+        const int decoder_only = rs->codebook_only && !fitting;
+        to.lr = decoder_only ? vqz_lr_at((float)rs->lr, t->step - fit_end, dec_warmup, rs->decoder_steps, 0.1f)
+                             : vqz_lr_at((float)rs->lr, t->step, warmup, rs->steps, 0.1f);
+        to.decoder_only = decoder_only;
+        to.ema = !decoder_only;
         to.n_levels = vqz_rvq_dropout_levels(&t->rng, rs->cfg.levels, (float)rs->dropout);
         int gan = t->disc && t->step >= rs->gan_from;
         to.extra_loss = gan ? gan_hook : NULL;
@@ -984,7 +998,7 @@ static vqz_status train_loop(trainer *t)
         if (!gan)
             t->gan_d = t->gan_adv = t->gan_feat = NAN;
         vqz_train_stats st;
-        if (rs->codebook_only) {
+        if (fitting) {
             /* frozen encoder: the new domain's latents refine the codebooks by EMA alone */
             vqz_tensor z = image ? vqz_t4(zbuf, rs->batch, rs->cfg.latent_dim, lh, lw)
                                  : vqz_t3(zbuf, rs->batch, rs->cfg.latent_dim, lh);
@@ -1080,6 +1094,9 @@ static vqz_status check_options(const vqz_train_options *o)
     VQZ_FAIL_IF(o->gan_from < 0 || !(o->gan_weight >= 0 && o->gan_weight <= 1000) ||
                     !(o->feat_weight >= 0 && o->feat_weight <= 1000),
                 VQZ_ERR_INVALID_ARG, "adversarial stage: step >= 0 and weights in 0..1000");
+    VQZ_FAIL_IF(o->decoder_steps < 0 || (o->decoder_steps > 0 && !o->codebook_only && !o->resume_path),
+                VQZ_ERR_INVALID_ARG, "decoder steps (%" PRId64 ") follow a codebook-only fit (--codebook-only)",
+                o->decoder_steps);
     VQZ_FAIL_IF(o->gan_from > 0 && o->codebook_only, VQZ_ERR_INVALID_ARG,
                 "the adversarial stage trains the decoder; codebook-only runs keep it frozen");
     return VQZ_OK;
@@ -1102,8 +1119,15 @@ static vqz_status train_run(trainer *t)
         VQZ_FAIL_IF((t->rs.cfg.kind == VQZ_NET_AUDIO) != (o->kind == VQZ_KIND_AUDIO), VQZ_ERR_INVALID_ARG,
                     "%s is a checkpoint of a%s run", o->resume_path,
                     t->rs.cfg.kind == VQZ_NET_AUDIO ? "n audio" : "n image");
-        if (o->steps > 0)
-            t->rs.steps = o->steps; /* a resumed run may be extended */
+        /* a resumed run may be extended, and a codebook-only run given (more) decoder steps */
+        int64_t fit = o->steps > 0 ? o->steps : t->rs.steps - t->rs.decoder_steps;
+        VQZ_FAIL_IF(o->decoder_steps > 0 && !t->rs.codebook_only, VQZ_ERR_INVALID_ARG,
+                    "%s is not a codebook-only run: decoder steps follow a codebook fit", o->resume_path);
+        if (o->decoder_steps > 0) {
+            t->rs.decoder_steps = o->decoder_steps;
+            t->rs.lr = o->lr; /* the fit used none: the decoder stage runs at the caller's rate */
+        }
+        t->rs.steps = fit + t->rs.decoder_steps;
         message(t, "resuming at step %" PRId64 " of %" PRId64 " from %s", t->step, t->rs.steps, o->resume_path);
     } else {
         if (o->init_path && !o->config) {
@@ -1122,7 +1146,8 @@ static vqz_status train_run(trainer *t)
             VQZ_TRY(resolve_config(o, &t->rs.cfg));
         }
         const vqz_net_config *c = &t->rs.cfg;
-        t->rs.steps = o->steps > 0 ? o->steps : DEFAULT_STEPS;
+        t->rs.steps = (o->steps > 0 ? o->steps : DEFAULT_STEPS) + (o->codebook_only ? o->decoder_steps : 0);
+        t->rs.decoder_steps = o->codebook_only ? o->decoder_steps : 0;
         t->rs.batch = o->batch > 0 ? o->batch : 16;
         int f = 1;
         for (int i = 0; i < c->n_stages; i++)

@@ -352,6 +352,10 @@ typedef struct {
     int threads;                 /* 0: the library default */
     uint64_t seed;               /* default 1 */
     int codebook_only;           /* keep encoder and decoder frozen, fit new codebooks (needs init_path) */
+    int64_t decoder_steps;       /* codebook_only: after the `steps` of the codebook fit, this many steps that
+                                  * fine-tune the decoder alone on the new codebooks (encoder and codebooks
+                                  * stay); 0: none. May be given when resuming a codebook-only run, whose
+                                  * decoder stage then runs at this call's lr. */
     int prior_only;              /* change no weight: count the codewords init_path's model chooses on the
                                   * data and write it with that entropy-coding prior (spec/bundle.md §3.1) */
     int64_t log_every;           /* steps between progress reports and log rows (default 10) */

@@ -887,11 +887,13 @@ vqz_status vqz_net_train_grad(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, 
     dzq.data = m->buf_dz;
     vqz_tensor dzq_in = vqz_graph_slot(&m->dec, m->dec.input_slot);
     dzq_in.data = m->buf_dz;
-    VQZ_TRY(vqz_graph_backward(ctx, &m->dec, &m->pv, &dy, &dzq_in));
-    VQZ_TRY(vqz_rvq_train_bwd(ctx, &m->rvq, &z, m->buf_idx, nq, o->beta, &dzq, &dzq));
-    vqz_tensor dz = zout;
-    dz.data = m->buf_dz;
-    VQZ_TRY(vqz_graph_backward(ctx, &m->enc, &m->pv, &dz, NULL));
+    VQZ_TRY(vqz_graph_backward(ctx, &m->dec, &m->pv, &dy, o->decoder_only ? NULL : &dzq_in));
+    if (!o->decoder_only) {
+        VQZ_TRY(vqz_rvq_train_bwd(ctx, &m->rvq, &z, m->buf_idx, nq, o->beta, &dzq, &dzq));
+        vqz_tensor dz = zout;
+        dz.data = m->buf_dz;
+        VQZ_TRY(vqz_graph_backward(ctx, &m->enc, &m->pv, &dz, NULL));
+    }
 
     int64_t per_level = z.shape[0] * z.shape[2];
     for (int l = 0; l < nq; l++)
@@ -908,10 +910,25 @@ vqz_status vqz_net_train_apply(vqz_nn_ctx *ctx, vqz_net *m, const vqz_train_opts
     VQZ_FAIL_IF(!isfinite(st->grad_norm), VQZ_ERR_NONFINITE, "model: gradient norm is %g at step %lld",
                 st->grad_norm, (long long)m->step);
     m->step++;
-    VQZ_TRY(vqz_adamw_step(ctx, &acfg, o->lr, o->weight_decay, m->step, m->params, m->grads, m->adam_m,
-                           m->adam_v, m->n_decay));
-    VQZ_TRY(vqz_adamw_step(ctx, &acfg, o->lr, 0.0f, m->step, m->params + m->n_decay, m->grads + m->n_decay,
-                           m->adam_m + m->n_decay, m->adam_v + m->n_decay, m->n_train - m->n_decay));
+    if (o->decoder_only) {
+        /* tensor by tensor: the encoder's weights and moments stay exactly as they are */
+        for (int i = 0; i < m->n_tensors; i++) {
+            const vqz_param_info *p = &m->info[i];
+            if (!p->trainable || strncmp(p->name, "dec.", 4) != 0)
+                continue;
+            int64_t n = 1;
+            for (int d = 0; d < p->ndim; d++)
+                n *= p->shape[d];
+            VQZ_TRY(vqz_adamw_step(ctx, &acfg, o->lr, p->decay ? o->weight_decay : 0.0f, m->step,
+                                   m->params + p->offset, m->grads + p->offset, m->adam_m + p->offset,
+                                   m->adam_v + p->offset, n));
+        }
+    } else {
+        VQZ_TRY(vqz_adamw_step(ctx, &acfg, o->lr, o->weight_decay, m->step, m->params, m->grads, m->adam_m,
+                               m->adam_v, m->n_decay));
+        VQZ_TRY(vqz_adamw_step(ctx, &acfg, o->lr, 0.0f, m->step, m->params + m->n_decay, m->grads + m->n_decay,
+                               m->adam_m + m->n_decay, m->adam_v + m->n_decay, m->n_train - m->n_decay));
+    }
     if (o->ema) {
         vqz_tensor z = latent_rows(&m->enc, m->enc.output_slot);
         VQZ_TRY(vqz_rvq_ema_update(ctx, &m->rvq, &z, m->buf_idx, st->n_levels, rng, st->restarted));

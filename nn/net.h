@@ -60,6 +60,8 @@ typedef struct {
     float mse_weight, l1_weight, stft_weight, msssim_weight;
     int n_levels;             /* RVQ levels used this step (1..L) */
     int ema;                  /* update codebooks by EMA after the step */
+    int decoder_only;         /* train the decoder alone: no gradient reaches the quantizer or the encoder,
+                               * and AdamW updates only the dec.* tensors (leave ema 0 to keep the codebooks) */
     /* Optional further loss on the reconstruction (e.g. the adversarial stage): called after the losses
      * above with the output y and the input x; adds its gradient into dy and returns its value in *value
      * (added to the total loss and to stats.extra). NULL = none. */

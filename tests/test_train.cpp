@@ -372,6 +372,60 @@ TEST_CASE("codebook-only adaptation keeps encoder and decoder, refits the codebo
     CHECK(meta_of(ad.out, "vqz.parent_sha256").size() == 64);
 }
 
+TEST_CASE("decoder steps after a codebook fit train the decoder alone and lower its loss", "[train]")
+{
+    Run base;
+    base.o.steps = 16;
+    REQUIRE(vqz_train(&base.o, nullptr, nullptr) == VQZ_OK);
+
+    // the fit alone, then the same run resumed with decoder steps
+    Run ad;
+    ad.o.init_path = base.out.c_str();
+    ad.o.codebook_only = 1;
+    ad.o.config = nullptr;
+    ad.o.steps = 6;
+    ad.o.seed = 99;
+    ad.o.dropout = 0; // every step at all levels, so that losses compare
+    INFO(vqz_last_error());
+    REQUIRE(vqz_train(&ad.o, nullptr, nullptr) == VQZ_OK);
+    const std::string fit = ad.dir.at("fit.safetensors");
+    REQUIRE(std::rename(ad.out.c_str(), fit.c_str()) == 0);
+    std::string ckpt = ad.out + ".ckpt";
+    ad.o.init_path = nullptr;
+    ad.o.codebook_only = 0; // the checkpoint's settings say so
+    ad.o.resume_path = ckpt.c_str();
+    ad.o.decoder_steps = 12;
+    ad.o.log_every = 1;
+    Log log;
+    REQUIRE(vqz_train(&ad.o, collect, &log) == VQZ_OK);
+    CHECK(tensor_of(fit, "enc.stem.weight") == tensor_of(ad.out, "enc.stem.weight"));
+    CHECK(tensor_of(fit, "rvq.codebooks") == tensor_of(ad.out, "rvq.codebooks"));
+    CHECK(tensor_of(fit, "dec.out.weight") != tensor_of(ad.out, "dec.out.weight"));
+    CHECK(tensor_of(base.out, "dec.out.weight") == tensor_of(fit, "dec.out.weight"));
+    CHECK(meta_of(ad.out, "vqz.parent") == "m");
+    // steps 7..18 are decoder steps: real losses, the last four lower than the first four
+    REQUIRE(log.steps.size() == 12);
+    CHECK(log.steps.front().step == 7);
+    CHECK(log.steps.back().step == 18);
+    double first = 0, last = 0;
+    for (size_t i = 0; i < log.steps.size(); i++) {
+        REQUIRE(std::isfinite(log.steps[i].loss));
+        REQUIRE(log.steps[i].loss > 0);
+        if (i < 4)
+            first += log.steps[i].loss;
+        if (i >= 8)
+            last += log.steps[i].loss;
+    }
+    INFO("mean loss of the first four decoder steps " << first / 4 << ", of the last four " << last / 4);
+    CHECK(last < first);
+
+    // decoder steps belong to codebook-only runs
+    Run plain;
+    plain.o.decoder_steps = 4;
+    CHECK(vqz_train(&plain.o, nullptr, nullptr) == VQZ_ERR_INVALID_ARG);
+    CHECK(std::string(vqz_last_error()).find("codebook-only") != std::string::npos);
+}
+
 TEST_CASE("a prior-only run keeps every weight and adds the prior of the data's codewords", "[train]")
 {
     Run base;

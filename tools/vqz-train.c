@@ -35,6 +35,8 @@ static void usage(FILE *f)
             "                         or with the run complete, just write its model (e.g. with --store f16)\n"
             "      --init MODEL       start from MODEL's weights (fine-tuning on new data)\n"
             "      --codebook-only    with --init: keep the encoder and decoder, fit new codebooks\n"
+            "      --decoder-steps N  after the codebook fit's --steps, fine-tune the decoder alone on the new\n"
+            "                         codebooks for N steps (default 0)\n"
             "      --prior-only       with --init: change no weight; count the codewords the model chooses on\n"
             "                         the data and write it with that entropy-coding prior\n"
             "      --name NAME        model name stored in the bundle (default: the output's file name)\n"
@@ -228,7 +230,8 @@ int main(int argc, char **argv)
     }
     enum {
         O_VAL = 256, O_LEVELS, O_K, O_STEPS, O_BATCH, O_CROP, O_LR, O_MSSSIM, O_STFT, O_DROPOUT, O_DEVICE, O_SEED,
-        O_RESUME, O_INIT, O_CBONLY, O_PRIOR, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE, O_GANFROM, O_GANW, O_FEATW, O_STORE
+        O_RESUME, O_INIT, O_CBONLY, O_PRIOR, O_NAME, O_LOG, O_LOGEVERY, O_VALEVERY, O_CKPTEVERY, O_CACHE, O_GANFROM, O_GANW, O_FEATW, O_STORE,
+        O_DECSTEPS
     };
     static const struct option longs[] = {
         {"data", required_argument, NULL, 'd'},      {"out", required_argument, NULL, 'o'},
@@ -241,7 +244,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},   {"seed", required_argument, NULL, O_SEED},
         {"resume", required_argument, NULL, O_RESUME}, {"init", required_argument, NULL, O_INIT},
         {"codebook-only", no_argument, NULL, O_CBONLY}, {"name", required_argument, NULL, O_NAME},
-        {"prior-only", no_argument, NULL, O_PRIOR},
+        {"prior-only", no_argument, NULL, O_PRIOR}, {"decoder-steps", required_argument, NULL, O_DECSTEPS},
         {"log", required_argument, NULL, O_LOG},     {"log-every", required_argument, NULL, O_LOGEVERY},
         {"val-every", required_argument, NULL, O_VALEVERY}, {"ckpt-every", required_argument, NULL, O_CKPTEVERY},
         {"cache-mb", required_argument, NULL, O_CACHE}, {"quiet", no_argument, NULL, 'q'},
@@ -280,6 +283,7 @@ int main(int argc, char **argv)
         case O_INIT: o.init_path = optarg; break;
         case O_CBONLY: o.codebook_only = 1; break;
         case O_PRIOR: o.prior_only = 1; break;
+        case O_DECSTEPS: ok = parse_ll("--decoder-steps", optarg, 0, 1000000000, &ll); o.decoder_steps = ll; break;
         case O_NAME: o.name = optarg; break;
         case O_LOG: o.log_csv = optarg; break;
         case O_LOGEVERY: ok = parse_ll("--log-every", optarg, 1, 1000000000, &ll); o.log_every = ll; break;
@@ -309,6 +313,10 @@ int main(int argc, char **argv)
     }
     if (ok && o.codebook_only && !o.init_path && !o.resume_path) {
         cli_errorf(NULL, "--codebook-only adapts an existing model: give it with --init MODEL");
+        ok = 0;
+    }
+    if (ok && o.decoder_steps > 0 && !o.codebook_only && !o.resume_path) {
+        cli_errorf(NULL, "--decoder-steps follows a codebook fit: use it with --codebook-only");
         ok = 0;
     }
     if (ok && o.prior_only && (!o.init_path || o.resume_path || o.codebook_only)) {
