@@ -685,30 +685,26 @@ vqz_status vqz_rvq_ema_update(vqz_nn_ctx *ctx, vqz_rvq *q, const vqz_tensor *x, 
                 continue;
             /* A dead codeword splits the busiest one of those in the batch (as in LBG): it moves onto a
              * random batch vector of that codeword's cluster and takes half of its statistics. New
-             * codewords thus go where usage is most uneven, and start with a count that keeps them from
-             * being restarted again before they have learnt their share. */
+             * codewords thus go where usage is most uneven. Only a codeword holding at least four times
+             * the threshold is split, so that both halves start with twice the threshold: smaller splits
+             * would die again within a few steps and be split again, over and over (a restart churn
+             * seen at hundreds of restarts per step). Without such a codeword the dead one waits. */
             int busy = -1;
             for (int j = 0; j < K; j++)
                 if (j != k && counts[j] > 0 && (busy < 0 || ec[j] > ec[busy]))
                     busy = j;
-            int64_t p = -1;
-            if (busy >= 0) {
-                int64_t pick = (int64_t)vqz_rng_below(rng, (uint64_t)counts[busy]);
-                for (int64_t i = 0; i < M; i++)
-                    if (il[i] == busy && pick-- == 0) {
-                        p = i;
-                        break;
-                    }
-            }
-            float share = 1.0f;
-            if (p >= 0) {
-                share = 0.5f * ec[busy];
-                ec[busy] -= share;
-                for (int d = 0; d < D; d++)
-                    es[(size_t)busy * D + d] *= 0.5f;
-            } else {
-                p = (int64_t)vqz_rng_below(rng, (uint64_t)M);
-            }
+            if (busy < 0 || !(ec[busy] >= 4.0f * q->dead_threshold))
+                continue;
+            int64_t p = 0, pick = (int64_t)vqz_rng_below(rng, (uint64_t)counts[busy]);
+            for (int64_t i = 0; i < M; i++)
+                if (il[i] == busy && pick-- == 0) {
+                    p = i;
+                    break;
+                }
+            const float share = 0.5f * ec[busy];
+            ec[busy] -= share;
+            for (int d = 0; d < D; d++)
+                es[(size_t)busy * D + d] *= 0.5f;
             copy_column(C + (size_t)k * D, r, p, S, D);
             ec[k] = share;
             for (int d = 0; d < D; d++)

@@ -54,10 +54,10 @@ vqz_status vqz_rvq_train_bwd(vqz_nn_ctx *ctx, const vqz_rvq *q, const vqz_tensor
  *   codeword = sum / ((count + eps) / (total + K eps) * total)
  * where total = sum_k count_k after this step's update, the residuals r_l are those of the encode that
  * produced idx (codebooks before this update), and ema_count keeps the unsmoothed counts;
- * then each codeword whose count < dead_threshold splits the level's busiest codeword (largest count):
- * it moves onto a residual of the batch assigned to that codeword (drawn with rng) and takes half of
- * its count and sum (count/sum of the busiest halve, its codeword stays put); when the busiest has no
- * vector in the batch, onto any residual of the batch with count 1. *restarted (optional, [L]) gets the
+ * then each codeword whose count < dead_threshold splits the level's busiest codeword among those the
+ * batch chose (largest count), when that count is at least 4 * dead_threshold: it moves onto a residual
+ * of the batch assigned to that codeword (drawn with rng) and takes half of its count and sum (count and
+ * sum of the busiest halve; its codeword stays put). Otherwise it waits. *restarted (optional, [L]) gets the
  * number of restarts per level. Levels >= n_levels are left unchanged. */
 vqz_status vqz_rvq_ema_update(vqz_nn_ctx *ctx, vqz_rvq *q, const vqz_tensor *x, const int32_t *idx,
                               int n_levels, vqz_rng *rng, int *restarted);

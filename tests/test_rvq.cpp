@@ -582,6 +582,27 @@ TEST_CASE("rvq dead codewords split the busiest codeword's cluster", "[rvq]")
     // the next encode sends each group to a codeword of its own side: codeword 0 no longer takes all
     REQUIRE(vqz_rvq_encode(c.ctx, &qu.q, &xt, 1, idx.data(), nullptr) == VQZ_OK);
     REQUIRE(std::count(idx.begin(), idx.end(), 0) < S);
+
+    // a codeword under four times the threshold is not split (its halves would die again at once):
+    // the dead codewords wait
+    Quant even(1, K, D, true);
+    even.q.dead_threshold = 1.0f;
+    for (int k = 0; k < K; k++) {
+        even.cb[(size_t)k * D] = k == 0 ? 0.0f : 50.0f * k;
+        even.count[k] = k == 0 ? 3.0f : 0.1f;
+        even.sum[(size_t)k * D] = even.count[k] * even.cb[(size_t)k * D];
+    }
+    REQUIRE(vqz_rvq_encode(c.ctx, &even.q, &xt, 1, idx.data(), nullptr) == VQZ_OK);
+    const Quant waiting = even;
+    even.q.decay = 1.0f - 1.0f / S; // codeword 0's count becomes decay * 3 + (1 - decay) * S = 3.985
+    REQUIRE(vqz_rvq_ema_update(c.ctx, &even.q, &xt, idx.data(), 1, &rng, &restarted) == VQZ_OK);
+    REQUIRE(restarted == 0);
+    REQUIRE(even.count[0] < 4.0f);
+    for (int k = 1; k < K; k++) {
+        // still far away, still dead (only the EMA's smoothing moves it, by a hair)
+        REQUIRE(even.cb[(size_t)k * D] == Approx(waiting.cb[(size_t)k * D]).epsilon(1e-3));
+        REQUIRE(even.count[k] < 0.1f);
+    }
 }
 
 TEST_CASE("rvq k-means++ init recovers separated clusters and is fixed by the seed", "[rvq]")

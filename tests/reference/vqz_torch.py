@@ -374,9 +374,8 @@ class RVQ(nn.Module):
             codeword = sum / ((count + eps) / (total + K eps) * total),  total = sum_k count
         r_l are the residuals of the encode that produced idx (codebooks before this update).
         Codewords with count < dead_threshold then split the busiest codeword that has residuals in the
-        batch: they move onto a random
-        batch residual assigned to it and take half its count and sum (a random residual of the level,
-        count 1, when it has none in the batch; dead_threshold 0 disables restarts). Evaluated in
+        batch, when its count is at least 4 * dead_threshold: they move onto a random batch residual
+        assigned to it and take half its count and sum (dead_threshold 0 disables restarts). Evaluated in
         float64, stored in the buffers' dtype. Returns the number of restarts per level."""
         K = self.codebooks.shape[1]
         r = latent_vectors(z.detach()).double()
@@ -398,16 +397,14 @@ class RVQ(nn.Module):
                         present = (n_k > 0).clone()
                         present[k] = False
                         busy = int(torch.argmax(torch.where(present, count, -1.0))) if present.any() else -1
+                        if busy < 0 or count[busy] < 4.0 * dead_threshold:
+                            continue  # nothing worth splitting: it waits
                         members = torch.nonzero(i == busy).reshape(-1)
-                        if busy >= 0:
-                            pick = int(torch.randint(members.numel(), (1,), generator=generator))
-                            j = int(members[pick])
-                            share = 0.5 * count[busy]
-                            count[busy] -= share
-                            ssum[busy] *= 0.5
-                        else:
-                            j = int(torch.randint(r.shape[0], (1,), generator=generator))
-                            share = 1.0
+                        pick = int(torch.randint(members.numel(), (1,), generator=generator))
+                        j = int(members[pick])
+                        share = 0.5 * count[busy]
+                        count[busy] -= share
+                        ssum[busy] *= 0.5
                         cb[k] = r[j]
                         count[k] = share
                         ssum[k] = share * r[j]
