@@ -127,6 +127,11 @@ $(BENCH_BIN): bench/bench_nn.c $(STATIC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(CUDA_LIBS) $(LDLIBS)
 
+CEILING_BIN := $(BUILD)/bin/bench_ceiling
+$(CEILING_BIN): bench/ceiling.c $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(STATIC) $(CUDA_LIBS) $(LDLIBS)
+
 DEMO_BIN := $(BUILD)/bin/engine-demo
 $(DEMO_BIN): samples/engine-demo.c $(STATIC)
 	@mkdir -p $(dir $@)
@@ -140,7 +145,7 @@ demo: all
 engine-demo: all $(DEMO_BIN)
 	$(DEMO_BIN) --steps 300 samples/images/coffee.png samples/images/chelsea.png
 
-bench: all $(BENCH_BIN)
+bench: all $(BENCH_BIN) $(CEILING_BIN)
 	@sh bench/run.sh
 
 # Under 5 minutes: the rate-distortion benchmark on 6 images and 6+6 clips (bench/out/RESULTS-quick.md),

@@ -784,6 +784,25 @@ vqz_status vqz_net_decode(vqz_nn_ctx *ctx, vqz_net *m, const int32_t *idx, int n
     return VQZ_OK;
 }
 
+vqz_status vqz_net_decode_latent(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *z, vqz_tensor *y)
+{
+    VQZ_TRY(check_placement(ctx, m, 0));
+    int64_t h = 0, w = 0, lh = 0, lw = 0;
+    VQZ_TRY(check_input(m, y, &h, &w));
+    VQZ_TRY(vqz_net_latent_size(m, h, w, &lh, &lw));
+    VQZ_FAIL_IF(z->shape[0] != y->shape[0] || z->shape[1] != m->cfg.latent_dim ||
+                    vqz_tensor_numel(z) != y->shape[0] * m->cfg.latent_dim * lh * lw,
+                VQZ_ERR_SHAPE, "model: latent of the wrong shape for an output of %lld x %lld", (long long)h,
+                (long long)w);
+    VQZ_TRY(vqz_graph_plan(&m->dec, y->shape[0], lh, lw, 0));
+    vqz_tensor in = vqz_graph_slot(&m->dec, m->dec.input_slot);
+    memcpy(in.data, z->data, (size_t)vqz_tensor_numel(z) * sizeof(float));
+    VQZ_TRY(vqz_graph_forward(ctx, &m->dec, &m->pv, &in));
+    vqz_tensor out = vqz_graph_slot(&m->dec, m->dec.output_slot);
+    memcpy(y->data, out.data, (size_t)vqz_tensor_numel(&out) * sizeof(float));
+    return VQZ_OK;
+}
+
 /* ------------------------------------------------------------------------------ training */
 
 static vqz_status grow_scratch(vqz_net *m, int64_t floats, int64_t idx_count)

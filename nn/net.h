@@ -144,6 +144,9 @@ void vqz_net_macs(const vqz_net *m, int64_t h, int64_t w, double *enc_macs, doub
 
 /* Inference. x is [N, C, H, W] or [N, 1, T]; idx is [n_levels][N][latent positions]. */
 vqz_status vqz_net_encode(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int n_levels, int32_t *idx);
+/* Decoder output y [N, C, H, W] / [N, 1, T] straight from an unquantized latent z [N, D, lh, lw] / [N, D, lt]
+ * (CPU): what the autoencoder gives without the quantizer, the ceiling of every level count. */
+vqz_status vqz_net_decode_latent(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *z, vqz_tensor *y);
 /* Latent z of the encoder (before quantization) into z [N, D, lh, lw] / [N, D, lt]. */
 vqz_status vqz_net_encode_latent(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, vqz_tensor *z);
 /* y [N, C, H, W] / [N, 1, T] from indices of the first n_levels levels. */
