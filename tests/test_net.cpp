@@ -156,7 +156,7 @@ TEST_CASE("inference plans reuse memory; training plans keep activations", "[mod
     REQUIRE(vqz_graph_plan(&m.m->enc, 2, 0, 64, 0) == VQZ_ERR_SHAPE);
 }
 
-TEST_CASE("image encode/decode shapes, index ranges, determinism and size errors", "[model]")
+TEST_CASE("image encode/decode shapes, index ranges, determinism, latent decoding and size errors", "[model]")
 {
     Ctx ctx;
     vqz_net_config c = tiny_image();
@@ -181,6 +181,25 @@ TEST_CASE("image encode/decode shapes, index ranges, determinism and size errors
     vqz_tensor yt = vqz_t4(y.data(), n, 3, h, w);
     REQUIRE(vqz_net_decode(ctx.ctx, m.m, idx.data(), c.levels, &yt) == VQZ_OK);
     REQUIRE(vqz_tensor_check_finite(&yt, "decoded") == VQZ_OK);
+
+    // the decoder fed the codewords' sum as a latent gives the same output as decoding the indices; fed
+    // the encoder's own latent, an output of its own
+    {
+        const int D = c.latent_dim;
+        std::vector<float> zq((size_t)n * D * S), z(zq.size()), y2(y.size());
+        vqz_tensor zqt = vqz_t3(zq.data(), n, D, S), y2t = vqz_t4(y2.data(), n, 3, h, w);
+        vqz_rvq q = m.m->rvq;
+        REQUIRE(vqz_rvq_decode(ctx.ctx, &q, idx.data(), c.levels, &zqt) == VQZ_OK);
+        vqz_tensor zq4 = vqz_t4(zq.data(), n, D, h / 4, w / 4);
+        REQUIRE(vqz_net_decode_latent(ctx.ctx, m.m, &zq4, &y2t) == VQZ_OK);
+        REQUIRE(y2 == y);
+        vqz_tensor zt = vqz_t4(z.data(), n, D, h / 4, w / 4);
+        REQUIRE(vqz_net_encode_latent(ctx.ctx, m.m, &xt, &zt) == VQZ_OK);
+        REQUIRE(vqz_net_decode_latent(ctx.ctx, m.m, &zt, &y2t) == VQZ_OK);
+        REQUIRE(y2 != y);
+        vqz_tensor wrong = vqz_t4(z.data(), n, D, h / 4, w / 4 - 1);
+        REQUIRE(vqz_net_decode_latent(ctx.ctx, m.m, &wrong, &y2t) == VQZ_ERR_SHAPE);
+    }
 
     vqz_tensor odd = vqz_t4(x.data(), 1, 3, 10, 40);
     REQUIRE(vqz_net_encode(ctx.ctx, m.m, &odd, 1, idx.data()) == VQZ_ERR_SHAPE);
