@@ -4,7 +4,8 @@
 # with the image-base / audio-base presets, then with the shipped models' architectures.
 # VQZ_BENCH_ROWS and VQZ_BENCH_SHIPPED (ROW:CONFIG ...) pick rows; VQZ_BENCH_NN_ONLY=1 stops after the tables.
 # Results: bench/out/nn.jsonl, and the table in bench/RESULTS.md (rewritten by bench/report_nn.py); then the
-# rate-distortion benchmark (bench/rd.sh) and the end-to-end speed and memory of the tools (bench/e2e.py).
+# rate-distortion benchmark (bench/rd.sh), the image model's PSNR ceiling (bench/ceiling.c, on rd.sh's
+# crops) and the end-to-end speed and memory of the tools (bench/e2e.py).
 set -e
 cd "$(dirname "$0")/.."
 BIN=${BUILD:-build}/bin/bench_nn
@@ -34,4 +35,7 @@ done
 /usr/bin/python3 bench/report_nn.py "$OUT" bench/RESULTS.md
 [ "${VQZ_BENCH_NN_ONLY:-0}" = 1 ] && exit 0
 sh bench/rd.sh
+# where the image model's quality stops: PSNR per level count and without the quantizer, on rd.sh's crops
+VQZ_THREADS=$THREADS OMP_NUM_THREADS=$THREADS ${BUILD:-build}/bin/bench_ceiling samples/models/vqz-image-v1.safetensors \
+    bench/out/rd-cache/images/*.png | tee bench/out/ceiling.txt
 BUILD=${BUILD:-build} /usr/bin/python3 bench/e2e.py
