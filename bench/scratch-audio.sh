@@ -7,6 +7,8 @@
 #
 #   [OUT=DIR] bench/scratch-audio.sh [STEPS (default 1000)] [extra vqz-train options]
 #
+# Run again with more STEPS, it resumes its checkpoint and extends the run (bench/RESULTS.md: 1000, then 1400).
+#
 # Needs tools/fetch-training-data.sh --speech --music. Resumes its own checkpoint when run again.
 set -e
 cd "$(dirname "$0")/.."
