@@ -6,27 +6,15 @@
  *
  *   bench_ceiling MODEL.safetensors IMAGE.png...      (one line per image, then the means)
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/image_io.h"
+#include "codec/metrics.h"
 #include "codec/model.h"
 #include "common/status.h"
 #include "nn/net.h"
-
-/* PSNR of y against x (both in [-1, 1]) as 8-bit pixels, as the codec delivers them. */
-static double psnr8(const float *x, const float *y, int64_t n)
-{
-    double se = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double a = floor((x[i] + 1.0) * 127.5 + 0.5), b = floor((y[i] + 1.0) * 127.5 + 0.5);
-        b = b < 0 ? 0 : b > 255 ? 255 : b;
-        se += (a - b) * (a - b);
-    }
-    return se > 0 ? 10.0 * log10(255.0 * 255.0 / (se / (double)n)) : INFINITY;
-}
 
 static vqz_status one_image(vqz_nn_ctx *ctx, vqz_net *net, const char *path, double *psnr /* [L + 1] */)
 {
@@ -34,32 +22,30 @@ static vqz_status one_image(vqz_nn_ctx *ctx, vqz_net *net, const char *path, dou
     VQZ_TRY(vqz_image_read_file(path, &im));
     const int w = im->width, h = im->height, L = net->cfg.levels;
     int64_t lh = 0, lw = 0;
-    vqz_status s = im->channels == 3 && im->bit_depth == 8
-                       ? vqz_net_latent_size(net, h, w, &lh, &lw)
-                       : vqz_fail(VQZ_ERR_UNSUPPORTED, "%s: 8-bit RGB images only", path);
+    vqz_status s = im->bit_depth == 8 ? vqz_net_latent_size(net, h, w, &lh, &lw)
+                                      : vqz_fail(VQZ_ERR_UNSUPPORTED, "%s: 8-bit images only", path);
     const int64_t plane = (int64_t)w * h, D = net->cfg.latent_dim;
     float *x = malloc(sizeof(float) * 3 * plane), *y = malloc(sizeof(float) * 3 * plane);
     float *z = malloc(sizeof(float) * D * lh * lw);
     int32_t *idx = malloc(sizeof(int32_t) * L * lh * lw);
     if (s == VQZ_OK && (!x || !y || !z || !idx))
         s = vqz_fail(VQZ_ERR_NOMEM, "out of memory for %s", path);
-    for (int64_t i = 0; s == VQZ_OK && i < plane; i++)
-        for (int c = 0; c < 3; c++)
-            x[c * plane + i] = (float)im->samples[i * 3 + c] / 127.5f - 1.0f;
+    if (s == VQZ_OK)
+        s = vqz_image_to_rgb_planar(im, x);
     vqz_tensor xt = vqz_t4(x, 1, 3, h, w), yt = vqz_t4(y, 1, 3, h, w), zt = vqz_t4(z, 1, D, lh, lw);
     if (s == VQZ_OK)
         s = vqz_net_encode_latent(ctx, net, &xt, &zt);
     if (s == VQZ_OK)
         s = vqz_net_decode_latent(ctx, net, &zt, &yt);
     if (s == VQZ_OK)
-        psnr[L] = psnr8(x, y, 3 * plane);
+        psnr[L] = vqz_metric_psnr_8bit(x, y, 3 * plane);
     if (s == VQZ_OK)
         s = vqz_net_encode(ctx, net, &xt, L, idx);
     for (int l = 1; s == VQZ_OK && l <= L; l++) {
         /* indices are [level][position]: the first l levels are a prefix */
         s = vqz_net_decode(ctx, net, idx, l, &yt);
         if (s == VQZ_OK)
-            psnr[l - 1] = psnr8(x, y, 3 * plane);
+            psnr[l - 1] = vqz_metric_psnr_8bit(x, y, 3 * plane);
     }
     free(x), free(y), free(z), free(idx);
     vqz_image_free(im);

@@ -32,6 +32,17 @@ double vqz_metric_psnr(double mse, double peak)
     return 10.0 * log10(peak * peak / mse);
 }
 
+double vqz_metric_psnr_8bit(const float *x, const float *y, int64_t n)
+{
+    double se = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = floor((x[i] + 1.0) * 127.5 + 0.5), b = floor((y[i] + 1.0) * 127.5 + 0.5);
+        b = b < 0 ? 0 : b > 255 ? 255 : b;
+        se += (a - b) * (a - b);
+    }
+    return vqz_metric_psnr(n > 0 ? se / (double)n : 0.0, 255.0);
+}
+
 void vqz_metric_luma(const double *r, const double *g, const double *b, size_t n, double *y)
 {
     for (size_t i = 0; i < n; i++)

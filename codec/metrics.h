@@ -74,6 +74,10 @@ double vqz_metric_mse(const double *a, const double *b, size_t n);
 /* 10 log10(peak^2 / mse); +inf when mse is 0. */
 double vqz_metric_psnr(double mse, double peak);
 
+/* PSNR of a model output y against its input x, both in the model's range [-1, 1], as the codec delivers
+ * them: both rounded to 8-bit levels (y clamped to 0..255), peak 255. */
+double vqz_metric_psnr_8bit(const float *x, const float *y, int64_t n);
+
 /* BT.601 studio-range luma of scikit-image's rgb2ycbcr from planes in [0, 1] (n samples each). */
 void vqz_metric_luma(const double *r, const double *g, const double *b, size_t n, double *y);
 

@@ -594,14 +594,7 @@ static vqz_status validate(trainer *t, vqz_train_progress *p)
             used++;
         }
         if (image) {
-            /* as the codec delivers it: 8-bit pixels */
-            double se = 0;
-            for (int64_t i = 0; i < numel; i++) {
-                double a = floor((x[i] + 1.0) * 127.5 + 0.5), b = floor((y[i] + 1.0) * 127.5 + 0.5);
-                b = b < 0 ? 0 : b > 255 ? 255 : b;
-                se += (a - b) * (a - b);
-            }
-            psnr += vqz_metric_psnr(se / (double)numel, 255.0);
+            psnr += vqz_metric_psnr_8bit(x, y, numel);
         } else {
             double md = 0;
             s = vqz_metric_mel_distance_dac(x, y, crop, c->sample_rate, &md);

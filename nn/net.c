@@ -760,6 +760,25 @@ vqz_status vqz_net_encode(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *x, int 
     return vqz_rvq_encode(ctx, &m->rvq, &z, n_levels, idx, NULL);
 }
 
+/* Plan the CPU decoder for an output y; *lh x *lw is the latent grid its input slot then holds. */
+static vqz_status plan_decoder(vqz_net *m, const vqz_tensor *y, int64_t *lh, int64_t *lw)
+{
+    int64_t h = 0, w = 0;
+    VQZ_TRY(check_input(m, y, &h, &w));
+    VQZ_TRY(vqz_net_latent_size(m, h, w, lh, lw));
+    return vqz_graph_plan(&m->dec, y->shape[0], *lh, *lw, 0);
+}
+
+/* Run the planned decoder on what its input slot holds and copy its output to y. */
+static vqz_status run_decoder(vqz_nn_ctx *ctx, vqz_net *m, vqz_tensor *y)
+{
+    vqz_tensor in = vqz_graph_slot(&m->dec, m->dec.input_slot);
+    VQZ_TRY(vqz_graph_forward(ctx, &m->dec, &m->pv, &in));
+    vqz_tensor out = vqz_graph_slot(&m->dec, m->dec.output_slot);
+    memcpy(y->data, out.data, (size_t)vqz_tensor_numel(&out) * sizeof(float));
+    return VQZ_OK;
+}
+
 vqz_status vqz_net_decode(vqz_nn_ctx *ctx, vqz_net *m, const int32_t *idx, int n_levels, vqz_tensor *y)
 {
     VQZ_FAIL_IF(n_levels < 1 || n_levels > m->cfg.levels, VQZ_ERR_INVALID_ARG, "model: %d levels asked, model has %d",
@@ -771,36 +790,25 @@ vqz_status vqz_net_decode(vqz_nn_ctx *ctx, vqz_net *m, const int32_t *idx, int n
         return decode_cuda(ctx, m, idx, n_levels, y);
 #endif
     }
-    int64_t h = 0, w = 0, lh = 0, lw = 0;
-    VQZ_TRY(check_input(m, y, &h, &w));
-    VQZ_TRY(vqz_net_latent_size(m, h, w, &lh, &lw));
-    VQZ_TRY(vqz_graph_plan(&m->dec, y->shape[0], lh, lw, 0));
+    int64_t lh = 0, lw = 0;
+    VQZ_TRY(plan_decoder(m, y, &lh, &lw));
     vqz_tensor zq = latent_rows(&m->dec, m->dec.input_slot);
     VQZ_TRY(vqz_rvq_decode(ctx, &m->rvq, idx, n_levels, &zq));
-    vqz_tensor in = vqz_graph_slot(&m->dec, m->dec.input_slot);
-    VQZ_TRY(vqz_graph_forward(ctx, &m->dec, &m->pv, &in));
-    vqz_tensor out = vqz_graph_slot(&m->dec, m->dec.output_slot);
-    memcpy(y->data, out.data, (size_t)vqz_tensor_numel(&out) * sizeof(float));
-    return VQZ_OK;
+    return run_decoder(ctx, m, y);
 }
 
 vqz_status vqz_net_decode_latent(vqz_nn_ctx *ctx, vqz_net *m, const vqz_tensor *z, vqz_tensor *y)
 {
     VQZ_TRY(check_placement(ctx, m, 0));
-    int64_t h = 0, w = 0, lh = 0, lw = 0;
-    VQZ_TRY(check_input(m, y, &h, &w));
-    VQZ_TRY(vqz_net_latent_size(m, h, w, &lh, &lw));
+    int64_t lh = 0, lw = 0;
+    VQZ_TRY(plan_decoder(m, y, &lh, &lw));
     VQZ_FAIL_IF(z->shape[0] != y->shape[0] || z->shape[1] != m->cfg.latent_dim ||
                     vqz_tensor_numel(z) != y->shape[0] * m->cfg.latent_dim * lh * lw,
-                VQZ_ERR_SHAPE, "model: latent of the wrong shape for an output of %lld x %lld", (long long)h,
-                (long long)w);
-    VQZ_TRY(vqz_graph_plan(&m->dec, y->shape[0], lh, lw, 0));
+                VQZ_ERR_SHAPE, "model: latent of the wrong shape for a %lld x %lld latent grid", (long long)lh,
+                (long long)lw);
     vqz_tensor in = vqz_graph_slot(&m->dec, m->dec.input_slot);
     memcpy(in.data, z->data, (size_t)vqz_tensor_numel(z) * sizeof(float));
-    VQZ_TRY(vqz_graph_forward(ctx, &m->dec, &m->pv, &in));
-    vqz_tensor out = vqz_graph_slot(&m->dec, m->dec.output_slot);
-    memcpy(y->data, out.data, (size_t)vqz_tensor_numel(&out) * sizeof(float));
-    return VQZ_OK;
+    return run_decoder(ctx, m, y);
 }
 
 /* ------------------------------------------------------------------------------ training */

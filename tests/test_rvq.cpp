@@ -579,9 +579,10 @@ TEST_CASE("rvq dead codewords split the busiest codeword's cluster", "[rvq]")
         REQUIRE(std::fabs(cw[1]) < 0.05f);
         REQUIRE(qu.count[k] > 20.0f);
     }
-    // the next encode sends each group to a codeword of its own side: codeword 0 no longer takes all
+    // on the next encode, a group with a split codeword in it goes to that codeword: codeword 0 keeps
+    // at most the other group
     REQUIRE(vqz_rvq_encode(c.ctx, &qu.q, &xt, 1, idx.data(), nullptr) == VQZ_OK);
-    REQUIRE(std::count(idx.begin(), idx.end(), 0) < S);
+    REQUIRE(std::count(idx.begin(), idx.end(), 0) <= S / 2);
 
     // a codeword under four times the threshold is not split (its halves would die again at once):
     // the dead codewords wait

@@ -123,6 +123,21 @@ int count_lines(const std::string &s)
     return n;
 }
 
+// A 16-step tiny image model, and a 6-step codebook-only adaptation of it set up (not run) in `ad`.
+struct Adaptation {
+    Run base, ad;
+    Adaptation()
+    {
+        base.o.steps = 16;
+        REQUIRE(vqz_train(&base.o, nullptr, nullptr) == VQZ_OK);
+        ad.o.init_path = base.out.c_str();
+        ad.o.codebook_only = 1;
+        ad.o.config = nullptr;
+        ad.o.steps = 6;
+        ad.o.seed = 99;
+    }
+};
+
 } // namespace
 
 TEST_CASE("image training on real photographs lowers the loss and writes a loadable model", "[train]")
@@ -353,16 +368,8 @@ TEST_CASE("a resumed run upgrades a log with fewer columns and refuses a log of 
 TEST_CASE("codebook-only adaptation keeps encoder and decoder, refits the codebooks and names its parent",
           "[train]")
 {
-    Run base;
-    base.o.steps = 16;
-    REQUIRE(vqz_train(&base.o, nullptr, nullptr) == VQZ_OK);
-
-    Run ad;
-    ad.o.init_path = base.out.c_str();
-    ad.o.codebook_only = 1;
-    ad.o.config = nullptr;
-    ad.o.steps = 6;
-    ad.o.seed = 99;
+    Adaptation a;
+    Run &base = a.base, &ad = a.ad;
     INFO(vqz_last_error());
     REQUIRE(vqz_train(&ad.o, nullptr, nullptr) == VQZ_OK);
     CHECK(tensor_of(base.out, "enc.stem.weight") == tensor_of(ad.out, "enc.stem.weight"));
@@ -374,17 +381,9 @@ TEST_CASE("codebook-only adaptation keeps encoder and decoder, refits the codebo
 
 TEST_CASE("decoder steps after a codebook fit train the decoder alone and lower its loss", "[train]")
 {
-    Run base;
-    base.o.steps = 16;
-    REQUIRE(vqz_train(&base.o, nullptr, nullptr) == VQZ_OK);
-
     // the fit alone, then the same run resumed with decoder steps
-    Run ad;
-    ad.o.init_path = base.out.c_str();
-    ad.o.codebook_only = 1;
-    ad.o.config = nullptr;
-    ad.o.steps = 6;
-    ad.o.seed = 99;
+    Adaptation a;
+    Run &base = a.base, &ad = a.ad;
     ad.o.dropout = 0; // every step at all levels, so that losses compare
     INFO(vqz_last_error());
     REQUIRE(vqz_train(&ad.o, nullptr, nullptr) == VQZ_OK);

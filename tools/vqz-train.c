@@ -315,10 +315,6 @@ int main(int argc, char **argv)
         cli_errorf(NULL, "--codebook-only adapts an existing model: give it with --init MODEL");
         ok = 0;
     }
-    if (ok && o.decoder_steps > 0 && !o.codebook_only && !o.resume_path) {
-        cli_errorf(NULL, "--decoder-steps follows a codebook fit: use it with --codebook-only");
-        ok = 0;
-    }
     if (ok && o.prior_only && (!o.init_path || o.resume_path || o.codebook_only)) {
         cli_errorf(NULL, "--prior-only measures an existing model: give it with --init MODEL (and no --resume "
                          "or --codebook-only)");
