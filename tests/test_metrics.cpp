@@ -265,6 +265,21 @@ TEST_CASE("image metrics: sizes must agree; identical images, grey against RGB, 
     CHECK(vqz_metric_ssim_plane(nullptr, nullptr, 0, 0, 1.0, 3, &v) == VQZ_ERR_INVALID_ARG);
 }
 
+TEST_CASE("8-bit PSNR of model-range signals rounds both to pixel levels and clamps the output", "[metrics]")
+{
+    // x at levels 0, 128, 255; y one level off everywhere, except a value far outside [-1, 1] that clamps
+    // to 255 and so matches exactly
+    const float lv = 2.0f / 255.0f;
+    std::vector<float> x = {-1.0f, -1.0f + 128 * lv, 1.0f, 1.0f};
+    std::vector<float> y = {-1.0f + lv, -1.0f + 127 * lv, 1.0f - lv, 7.0f};
+    CHECK(vqz_metric_psnr_8bit(x.data(), y.data(), 4) == Approx(10.0 * std::log10(255.0 * 255.0 / 0.75)));
+    // a shift under half a level rounds away: identical
+    for (float &v : y)
+        v = 0.0f;
+    std::vector<float> z = {0.3f * lv, 0.3f * lv, 0.3f * lv, 0.3f * lv};
+    CHECK(std::isinf(vqz_metric_psnr_8bit(y.data(), z.data(), 4)));
+}
+
 TEST_CASE("audio metrics agree with the NumPy reference (SI-SDR, SNR, mel, DAC mel, STFT distance)", "[metrics]")
 {
     double max_db = 0, max_mel = 0, max_stft = 0;
