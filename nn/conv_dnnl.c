@@ -82,6 +82,7 @@ typedef struct {
     dnnl_memory_t scratchpad;  /* NULL when the primitive needs none */
     size_t scratchpad_bytes;
     float y_prescale;          /* residual forward: y_in is scaled by this before the run (see fusion_post_ops) */
+    int generic;               /* forward: oneDNN chose a reference or im2col+GEMM kernel, not a direct one */
 } conv_entry;
 
 typedef struct {
@@ -332,6 +333,7 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
             DNNL_CHECK(dnnl_primitive_desc_create(&e->pd, &fd, attr, s->engine, NULL), "primitive selection");
             const char *impl = "";
             dnnl_primitive_desc_query(e->pd, dnnl_query_impl_info_str, 0, &impl);
+            e->generic = strncmp(impl, "ref", 3) == 0 || strstr(impl, "gemm") != NULL;
             if (!reorderable || attempt == 1 || strncmp(impl, "ref", 3) != 0)
                 break;
             dnnl_primitive_desc_destroy(e->pd);
@@ -547,9 +549,11 @@ fail:
 
 /* ------------------------------------------------------------------- replicate / reflect padding */
 
-/* Source index of padded position i (in input coordinates) for an axis of length n. */
+/* Source index of padded position i (in input coordinates) for an axis of length n; -1 for zero padding. */
 static inline int64_t pad_src(int64_t i, int64_t n, vqz_pad_mode m)
 {
+    if (m == VQZ_PAD_ZERO)
+        return i < 0 || i >= n ? -1 : i;
     if (i < 0)
         return m == VQZ_PAD_REFLECT ? -i : 0;
     if (i >= n)
@@ -557,7 +561,7 @@ static inline int64_t pad_src(int64_t i, int64_t n, vqz_pad_mode m)
     return i;
 }
 
-/* xp[plane, h+pt+pb, w+pl+pr] = x[plane, h, w] padded by replication or reflection. */
+/* xp[plane, h+pt+pb, w+pl+pr] = x[plane, h, w] padded with zeros, by replication or by reflection. */
 static void pad_planes(const float *x, float *xp, int64_t planes, int64_t h, int64_t w, int64_t pt,
                        int64_t pb, int64_t pl, int64_t pr, vqz_pad_mode m)
 {
@@ -565,13 +569,18 @@ static void pad_planes(const float *x, float *xp, int64_t planes, int64_t h, int
     #pragma omp parallel for schedule(static)
     for (int64_t p = 0; p < planes; p++) {
         for (int64_t i = 0; i < hp; i++) {
-            const float *row = x + (p * h + pad_src(i - pt, h, m)) * w;
             float *o = xp + (p * hp + i) * wp;
+            int64_t src = pad_src(i - pt, h, m);
+            if (src < 0) {
+                memset(o, 0, (size_t)wp * sizeof(float));
+                continue;
+            }
+            const float *row = x + (p * h + src) * w;
             for (int64_t j = 0; j < pl; j++)
-                o[j] = row[pad_src(j - pl, w, m)];
+                o[j] = m == VQZ_PAD_ZERO ? 0.0f : row[pad_src(j - pl, w, m)];
             memcpy(o + pl, row, (size_t)w * sizeof(float));
             for (int64_t j = 0; j < pr; j++)
-                o[pl + w + j] = row[pad_src(w + j, w, m)];
+                o[pl + w + j] = m == VQZ_PAD_ZERO ? 0.0f : row[pad_src(w + j, w, m)];
         }
     }
 }
@@ -605,11 +614,12 @@ typedef struct {
     int64_t n, ci, co, ih, iw, oh, ow, kh, kw, sh, sw, dh, dw, pt, pb, pl, pr;
     vqz_pad_mode mode;
     int deconv;
+    int zero_pad_copy; /* forward: zero padding written into a copy of the input, not left to oneDNN */
 } conv_geom;
 
 static int geom_explicit_pad(const conv_geom *g)
 {
-    return !g->deconv && g->mode != VQZ_PAD_ZERO && (g->pt | g->pb | g->pl | g->pr) != 0;
+    return !g->deconv && (g->mode != VQZ_PAD_ZERO || g->zero_pad_copy) && (g->pt | g->pb | g->pl | g->pr) != 0;
 }
 
 /* f: the forward fusion, NULL for a plain NCHW convolution */
@@ -733,6 +743,23 @@ static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, fl
         return preact_forward(ctx, s, g, x, w, b, y, f, op);
     conv_key k = geom_key(ctx, g, K_CONV_FWD, b != NULL, f);
     VQZ_TRY(entry_get(s, &k, op, &e));
+    /* oneDNN's direct kernels take only a few columns of implicit padding (its AVX2 kernel at most 3): a
+     * dilated convolution padded by 9 falls back to im2col+GEMM, with its post-ops in scalar code. Padding
+     * a copy of the input first lets the direct kernel run. Channels-first inputs only: the channels-last
+     * path (images) pads by 1. */
+    conv_geom copy;
+    if (e->generic && !geom_explicit_pad(g) && (g->pt | g->pb | g->pl | g->pr) != 0 &&
+        (!f || f->x_layout == VQZ_LAYOUT_NCHW)) {
+        copy = *g;
+        copy.zero_pad_copy = 1;
+        conv_key kc = geom_key(ctx, &copy, K_CONV_FWD, b != NULL, f);
+        conv_entry *ec;
+        VQZ_TRY(entry_get(s, &kc, op, &ec));
+        if (!ec->generic) {
+            g = &copy;
+            e = ec;
+        }
+    }
     if (geom_explicit_pad(g))
         VQZ_TRY(padded_input(s, g, x, &x, op));
     if (e->y_prescale != 1.0f) {
