@@ -206,6 +206,16 @@ static dnnl_status_t md_plain(dnnl_memory_desc_t *md, int64_t a, int64_t b, int6
     return dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, tag);
 }
 
+static dnnl_format_tag_t layout_tag(int64_t layout)
+{
+    return layout == VQZ_LAYOUT_NHWC ? dnnl_nhwc : layout == VQZ_LAYOUT_NC8 ? dnnl_nChw8c : dnnl_nchw;
+}
+
+int vqz_conv_cpu_block(void)
+{
+    return dnnl_get_effective_cpu_isa() >= dnnl_cpu_isa_avx512_core ? 16 : 8;
+}
+
 static float bits_float(int64_t bits)
 {
     uint32_t u = (uint32_t)bits;
@@ -300,10 +310,8 @@ static vqz_status entry_create(dnnl_state *s, const conv_key *k, const char *op,
 
     int deconv = kind_is_deconv(k->kind);
     dnnl_memory_desc_t u_src, u_dst, u_wei, u_bias, a_src, a_dst, a_wei;
-    DNNL_CHECK(md_plain(&u_src, k->n, k->ci, k->ih, k->iw, k->src_fmt == VQZ_LAYOUT_NHWC ? dnnl_nhwc : dnnl_nchw),
-               "memory descriptor");
-    DNNL_CHECK(md_plain(&u_dst, k->n, k->co, k->oh, k->ow, k->dst_fmt == VQZ_LAYOUT_NHWC ? dnnl_nhwc : dnnl_nchw),
-               "memory descriptor");
+    DNNL_CHECK(md_plain(&u_src, k->n, k->ci, k->ih, k->iw, layout_tag(k->src_fmt)), "memory descriptor");
+    DNNL_CHECK(md_plain(&u_dst, k->n, k->co, k->oh, k->ow, layout_tag(k->dst_fmt)), "memory descriptor");
     DNNL_CHECK(md_plain(&u_wei, k->co, k->ci, k->kh, k->kw, deconv ? dnnl_iohw : dnnl_oihw),
                "memory descriptor");
     DNNL_CHECK(md_plain(&a_src, k->n, k->ci, k->ih, k->iw, dnnl_format_tag_any), "memory descriptor");
@@ -667,11 +675,14 @@ static conv_key geom_key(const vqz_nn_ctx *ctx, const conv_geom *g, prim_kind ki
     return k;
 }
 
-static vqz_status padded_input(dnnl_state *s, const conv_geom *g, const float *x, float **out, const char *op)
+/* lanes: 1 for channels-first x, 8 for NC8 x (zero padding only), whose rows hold 8 floats per position */
+static vqz_status padded_input(dnnl_state *s, const conv_geom *g, const float *x, int64_t lanes, float **out,
+                               const char *op)
 {
     size_t bytes = (size_t)(g->n * g->ci * (g->ih + g->pt + g->pb) * (g->iw + g->pl + g->pr)) * sizeof(float);
     VQZ_TRY(slot_reserve(s, SLOT_PAD, bytes, op));
-    pad_planes(x, s->slot[SLOT_PAD].p, g->n * g->ci, g->ih, g->iw, g->pt, g->pb, g->pl, g->pr, g->mode);
+    pad_planes(x, s->slot[SLOT_PAD].p, g->n * g->ci / lanes, g->ih, g->iw * lanes, g->pt, g->pb, g->pl * lanes,
+               g->pr * lanes, g->mode);
     *out = s->slot[SLOT_PAD].p;
     return VQZ_OK;
 }
@@ -681,8 +692,9 @@ static vqz_status padded_input(dnnl_state *s, const conv_geom *g, const float *x
  * phases are one ordinary convolution with s*Co output channels and J taps, followed by an
  * interleave that also applies the crop. oneDNN's strided deconvolution kernel runs at about half
  * the speed of its forward convolution for the narrow layers at the end of an audio decoder. */
+/* f: the layouts of x and y (NULL: both channels-first). */
 static vqz_status convtr_forward(vqz_nn_ctx *ctx, dnnl_state *st, const conv_geom *g, float *x, const float *w,
-                                 const float *b, float *y, const char *op)
+                                 const float *b, float *y, const vqz_conv_fusion *f, const char *op)
 {
     int64_t s = g->sw, k = g->kw, ci = g->ci, co = g->co, jt = (k + s - 1) / s, q = g->iw + jt - 1;
     conv_geom sub = *g;
@@ -708,11 +720,27 @@ static vqz_status convtr_forward(vqz_nn_ctx *ctx, dnnl_state *st, const conv_geo
                 bs[r * co + o] = b[o];
         }
     conv_entry *e;
-    conv_key key = geom_key(ctx, &sub, K_CONV_FWD, b != NULL, NULL);
+    vqz_conv_fusion layouts = {f ? f->x_layout : VQZ_LAYOUT_NCHW, f ? f->y_layout : VQZ_LAYOUT_NCHW, 0, 0.0f, 1.0f,
+                               VQZ_FUSED_NONE, VQZ_FUSED_NONE};
+    conv_key key = geom_key(ctx, &sub, K_CONV_FWD, b != NULL, f ? &layouts : NULL);
     VQZ_TRY(entry_get(st, &key, op, &e));
     float *user[3] = {x, ws, ys};
     VQZ_TRY(entry_run(st, e, user, bs, 0, op));
     int64_t to = g->ow, crop = g->pl;
+    if (layouts.y_layout == VQZ_LAYOUT_NC8) {
+        /* sub-pixel channel r co + o is block r co/8 + o/8, lane o % 8 (co is a multiple of 8) */
+        int64_t cb = co / 8;
+        #pragma omp parallel for schedule(static)
+        for (int64_t nb = 0; nb < g->n * cb; nb++) {
+            int64_t n = nb / cb, ob = nb % cb;
+            float *out = y + nb * to * 8;
+            for (int64_t p = 0; p < to; p++) {
+                int64_t qi = (p + crop) / s, r = (p + crop) % s;
+                memcpy(out + p * 8, ys + ((n * s * cb + r * cb + ob) * q + qi) * 8, 8 * sizeof(float));
+            }
+        }
+        return VQZ_OK;
+    }
     #pragma omp parallel for schedule(static)
     for (int64_t no = 0; no < g->n * co; no++) {
         int64_t n = no / co, o = no % co;
@@ -738,18 +766,19 @@ static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, fl
     conv_entry *e;
     VQZ_TRY(state_get(ctx, op, &s));
     if (g->deconv)
-        return convtr_forward(ctx, s, g, x, w, b, y, op);
+        return convtr_forward(ctx, s, g, x, w, b, y, f, op);
     if (f && f->pre_act != VQZ_FUSED_NONE)
         return preact_forward(ctx, s, g, x, w, b, y, f, op);
     conv_key k = geom_key(ctx, g, K_CONV_FWD, b != NULL, f);
     VQZ_TRY(entry_get(s, &k, op, &e));
     /* oneDNN's direct kernels take only a few columns of implicit padding (its AVX2 kernel at most 3): a
      * dilated convolution padded by 9 falls back to im2col+GEMM, with its post-ops in scalar code. Padding
-     * a copy of the input first lets the direct kernel run. Channels-first inputs only: the channels-last
-     * path (images) pads by 1. */
+     * a copy of the input first lets the direct kernel run. Not for channels-last inputs: that path
+     * (images) pads by 1. */
     conv_geom copy;
+    int64_t lanes = f && f->x_layout == VQZ_LAYOUT_NC8 ? 8 : 1;
     if (e->generic && !geom_explicit_pad(g) && (g->pt | g->pb | g->pl | g->pr) != 0 &&
-        (!f || f->x_layout == VQZ_LAYOUT_NCHW)) {
+        (!f || f->x_layout != VQZ_LAYOUT_NHWC)) {
         copy = *g;
         copy.zero_pad_copy = 1;
         conv_key kc = geom_key(ctx, &copy, K_CONV_FWD, b != NULL, f);
@@ -761,7 +790,7 @@ static vqz_status conv_forward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, fl
         }
     }
     if (geom_explicit_pad(g))
-        VQZ_TRY(padded_input(s, g, x, &x, op));
+        VQZ_TRY(padded_input(s, g, x, lanes, &x, op));
     if (e->y_prescale != 1.0f) {
         int64_t numel = g->n * g->co * g->oh * g->ow;
         float pre = e->y_prescale;
@@ -936,7 +965,7 @@ static vqz_status conv_backward(vqz_nn_ctx *ctx, const conv_geom *g, float *x, f
     }
     if (ew) {
         if (explicit_pad)
-            VQZ_TRY(padded_input(s, g, x, &x, op));
+            VQZ_TRY(padded_input(s, g, x, 1, &x, op));
         /* The backward-data pass left dy in the DST slot; reuse it when both want the same layout. */
         unsigned skip = 0;
         if (ed && ed->io[0].reorder && ew->io[1].reorder &&
@@ -1033,9 +1062,11 @@ static vqz_status check_fusion(const vqz_conv_fusion *f, const conv_geom *g, con
                                const vqz_tensor *y, const char *op)
 {
     VQZ_FAIL_IF(!f, VQZ_ERR_INVALID_ARG, "%s: fusion is NULL", op);
-    VQZ_FAIL_IF((f->x_layout != VQZ_LAYOUT_NCHW && f->x_layout != VQZ_LAYOUT_NHWC) ||
-                    (f->y_layout != VQZ_LAYOUT_NCHW && f->y_layout != VQZ_LAYOUT_NHWC),
-                VQZ_ERR_INVALID_ARG, "%s: unknown layouts %d, %d", op, (int)f->x_layout, (int)f->y_layout);
+    VQZ_FAIL_IF((unsigned)f->x_layout > VQZ_LAYOUT_NC8 || (unsigned)f->y_layout > VQZ_LAYOUT_NC8, VQZ_ERR_INVALID_ARG,
+                "%s: unknown layouts %d, %d", op, (int)f->x_layout, (int)f->y_layout);
+    VQZ_FAIL_IF((f->x_layout == VQZ_LAYOUT_NC8 && g->ci % 8) || (f->y_layout == VQZ_LAYOUT_NC8 && g->co % 8),
+                VQZ_ERR_INVALID_ARG, "%s: the 8-channel blocked layout needs channels in multiples of 8 (%lld in, %lld out)",
+                op, (long long)g->ci, (long long)g->co);
     VQZ_FAIL_IF(f->act != VQZ_FUSED_NONE && f->act != VQZ_FUSED_SILU && f->act != VQZ_FUSED_ELU,
                 VQZ_ERR_INVALID_ARG, "%s: unknown fused activation %d", op, (int)f->act);
     VQZ_FAIL_IF(f->pre_act != VQZ_FUSED_NONE && f->pre_act != VQZ_FUSED_SILU && f->pre_act != VQZ_FUSED_ELU,
@@ -1194,6 +1225,8 @@ vqz_status vqz_conv2d_up2x_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv_fusion *f, 
     VQZ_TRY(check_fusion(f, &g, x, y, op));
     VQZ_FAIL_IF(f->residual || f->pre_act != VQZ_FUSED_NONE, VQZ_ERR_UNSUPPORTED,
                 "%s: no residual sum or input activation with an upsampling convolution", op);
+    VQZ_FAIL_IF(f->x_layout == VQZ_LAYOUT_NC8 || f->y_layout == VQZ_LAYOUT_NC8, VQZ_ERR_UNSUPPORTED,
+                "%s: an upsampling convolution takes NCHW or NHWC data", op);
     if (ctx->device == VQZ_CUDA) {
         VQZ_TRY(vqz_nn_cuda_ready(ctx, op));
 #ifdef VQZ_HAVE_CUDA
@@ -1403,6 +1436,26 @@ vqz_status vqz_convtr1d_fwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const
                                   NULL, op));
     vqz_nn_ctx_enter(ctx);
     return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
+}
+
+vqz_status vqz_convtr1d_fwd_fused(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_conv_fusion *f,
+                                  const vqz_tensor *x, const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y)
+{
+    const char *op = "convtr1d_fwd_fused";
+    conv_geom g;
+    VQZ_TRY(convtr1d_geom(ctx, p, x, w, b, op, &g));
+    int64_t want[3] = {g.n, g.co, g.ow};
+    VQZ_TRY(check_shape(y, 3, want, op, "y", "x", x));
+    const vqz_tensor *t[] = {x, w, b, y};
+    const char *names[] = {"x", "w", "b", "y"};
+    VQZ_TRY(check_devices(ctx, t, names, 4, op));
+    VQZ_TRY(check_fusion(f, &g, x, y, op));
+    VQZ_FAIL_IF(f->x_layout == VQZ_LAYOUT_NHWC || f->y_layout == VQZ_LAYOUT_NHWC || f->residual ||
+                    f->out_scale != 1.0f || f->act != VQZ_FUSED_NONE || f->pre_act != VQZ_FUSED_NONE,
+                VQZ_ERR_UNSUPPORTED, "%s: a transposed convolution takes only NCHW or NC8 layouts from a fusion", op);
+    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, 1, x->data, w->data, b ? b->data : NULL, y->data, f, op));
+    vqz_nn_ctx_enter(ctx);
+    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
 }
 
 vqz_status vqz_convtr1d_bwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_tensor *x,

@@ -388,21 +388,27 @@ static void plan_fusion(vqz_graph *g, int train)
     }
 }
 
-/* Inference on images keeps activations channels-last. The input and output slots stay NCHW, so that
- * needs every node touching them to be a convolution, which converts as it reads or writes; Snake's
- * per-channel parameter needs NCHW too. */
+/* Inference on the CPU keeps the interior activations in the convolution kernels' order: images
+ * channels-last, audio in oneDNN's 8-channel blocks where those are its kernels' own (AVX2 CPUs) and every
+ * interior slot's channels are a multiple of 8 (otherwise channels-first, and oneDNN reorders around each
+ * kernel). The input and output slots stay NCHW, so that needs every node touching them to be a
+ * convolution, which converts as it reads or writes; Snake's per-channel parameter needs NCHW too. */
 static void plan_layouts(vqz_graph *g, int train)
 {
-    int nhwc = !train && g->dims == 2 && g->device == VQZ_CPU;
-    for (int i = 0; nhwc && i < g->n_nodes; i++) {
+    vqz_layout inner = g->dims == 2 ? VQZ_LAYOUT_NHWC : VQZ_LAYOUT_NC8;
+    int keep = !train && g->device == VQZ_CPU && (g->dims == 2 || vqz_conv_cpu_block() == 8);
+    for (int i = 0; keep && i < g->n_nodes; i++) {
         const vqz_node *nd = &g->nodes[i];
         int edge = nd->in == g->input_slot || nd->out == g->output_slot ||
                    (nd->op == VQZ_NODE_ADD && (nd->in2 == g->input_slot || nd->in2 == g->output_slot));
         if ((edge && !node_is_conv(nd)) || (nd->op == VQZ_NODE_ACT && nd->act == VQZ_ACT_SNAKE))
-            nhwc = 0;
+            keep = 0;
     }
+    for (int s = 0; keep && inner == VQZ_LAYOUT_NC8 && s < g->n_slots; s++)
+        if (s != g->input_slot && s != g->output_slot && g->slots[s].channels % 8 != 0)
+            keep = 0;
     for (int s = 0; s < g->n_slots; s++)
-        g->slots[s].layout = nhwc && s != g->input_slot && s != g->output_slot ? VQZ_LAYOUT_NHWC : VQZ_LAYOUT_NCHW;
+        g->slots[s].layout = keep && s != g->input_slot && s != g->output_slot ? inner : VQZ_LAYOUT_NCHW;
 }
 
 vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int train)
@@ -682,7 +688,10 @@ vqz_status vqz_graph_forward(vqz_nn_ctx *ctx, vqz_graph *g, const vqz_param_view
         case VQZ_NODE_CONVTR1D: {
             vqz_convtr1d_params p = {n->stride, n->pad_l, n->pad_r};
             vqz_tensor w = node_weight(g, pv, n, 0);
-            VQZ_TRY(vqz_convtr1d_fwd(ctx, &p, &a, &w, bias, &y));
+            if (g->plan_train)
+                VQZ_TRY(vqz_convtr1d_fwd(ctx, &p, &a, &w, bias, &y));
+            else
+                VQZ_TRY(vqz_convtr1d_fwd_fused(ctx, &p, &f, &a, &w, bias, &y));
             break;
         }
         case VQZ_NODE_ACT:

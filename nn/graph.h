@@ -108,8 +108,9 @@ int vqz_graph_upsample2x(vqz_graph *g, int in);
 /* Size the arena for an input [n, C, h, w] (w = 1 for 1-D). Training keeps every activation for the
  * backward pass, in NCHW. Inference reuses memory as soon as a slot is dead, lets each convolution do
  * the residual add and activation that follow it and the activation or 2x upsampling before it,
- * and keeps the activations of 2-D graphs channels-last (NHWC) between layers, the layout oneDNN's
- * convolutions run on; the input and output slots stay NCHW.
+ * and keeps the activations between layers in the order oneDNN's convolutions run on: channels-last
+ * (NHWC) for 2-D graphs, 8-channel blocks (NC8) for 1-D graphs on AVX2 CPUs when every interior slot's
+ * channels are a multiple of 8; the input and output slots stay NCHW.
  * Re-planning with the same shape is free; the arena only grows. */
 vqz_status vqz_graph_plan(vqz_graph *g, int64_t n, int64_t h, int64_t w, int train);
 

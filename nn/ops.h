@@ -72,7 +72,9 @@ vqz_status vqz_convtr1d_bwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const
  * runs in bands of rows through a small buffer, so pre_act(x) never exists whole (a pre-activation
  * residual block then needs two full-size buffers instead of three). x and y must not overlap. Only
  * zero padding. */
-typedef enum { VQZ_LAYOUT_NCHW = 0, VQZ_LAYOUT_NHWC = 1 } vqz_layout;
+/* VQZ_LAYOUT_NC8: channels in blocks of 8, [N][C/8][H][W][8] (oneDNN's nChw8c / nCw8c, its AVX2 kernels'
+ * own layout, so nothing is reordered around them); C must be a multiple of 8. */
+typedef enum { VQZ_LAYOUT_NCHW = 0, VQZ_LAYOUT_NHWC = 1, VQZ_LAYOUT_NC8 = 2 } vqz_layout;
 typedef enum { VQZ_FUSED_NONE = 0, VQZ_FUSED_SILU = 1, VQZ_FUSED_ELU = 2 } vqz_fused_act; /* ELU: alpha 1 */
 
 typedef struct {
@@ -93,6 +95,15 @@ vqz_status vqz_conv1d_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv1d_params *p, con
  * channel pair, no upsampled copy). The fusion's layouts and activation apply; no residual, no pre_act. */
 vqz_status vqz_conv2d_up2x_fwd_fused(vqz_nn_ctx *ctx, const vqz_conv_fusion *f, const vqz_tensor *x,
                                      const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y);
+
+/* vqz_convtr1d_fwd with the fusion's layouts (NCHW or NC8; the rest of the fusion must be the identity: no
+ * residual, out_scale 1, no activations), so that a blocked decoder needs no conversion around it. */
+vqz_status vqz_convtr1d_fwd_fused(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_conv_fusion *f,
+                                  const vqz_tensor *x, const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y);
+
+/* The channel block of the CPU convolution kernels' own layout: 8 where they are AVX2 kernels (then
+ * VQZ_LAYOUT_NC8 is theirs), 16 with AVX-512. */
+int vqz_conv_cpu_block(void);
 
 /* ------------------------------------------------------- elementwise and layout ops (nn/eltwise.c) */
 

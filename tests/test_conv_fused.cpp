@@ -48,6 +48,27 @@ std::vector<float> from_nhwc(const std::vector<float> &v, int n, int c, int hw)
     return o;
 }
 
+// NCHW <-> NC8 (channels in blocks of 8, [n][c/8][hw][8]) for a [n, c, hw] tensor, c a multiple of 8.
+std::vector<float> to_nc8(const std::vector<float> &v, int n, int c, int hw)
+{
+    std::vector<float> o(v.size());
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < c; k++)
+            for (int p = 0; p < hw; p++)
+                o[(((size_t)b * (c / 8) + k / 8) * hw + p) * 8 + k % 8] = v[((size_t)b * c + k) * hw + p];
+    return o;
+}
+
+std::vector<float> from_nc8(const std::vector<float> &v, int n, int c, int hw)
+{
+    std::vector<float> o(v.size());
+    for (int b = 0; b < n; b++)
+        for (int k = 0; k < c; k++)
+            for (int p = 0; p < hw; p++)
+                o[((size_t)b * c + k) * hw + p] = v[(((size_t)b * (c / 8) + k / 8) * hw + p) * 8 + k % 8];
+    return o;
+}
+
 double ref_act(double v, vqz_fused_act a)
 {
     if (a == VQZ_FUSED_SILU)
@@ -161,6 +182,90 @@ TEST_CASE("fused conv forward matches conv, residual sum and activation in eithe
     }
     if (std::getenv("VQZ_TEST_VERBOSE"))
         std::printf("  fused conv: %d cases, worst rel err %.3g\n", count, worst);
+}
+
+TEST_CASE("fused and transposed convs read and write the 8-channel blocked layout", "[conv]")
+{
+    Ctx ctx;
+    vqz_rng r;
+    vqz_rng_seed(&r, 43);
+    // 1-D with the audio residual unit's dilation 9 and pad 9 (a padded copy of blocked data), 1-D stride 2,
+    // 2-D stride 2
+    const RefConv cases[] = {c1(2, 16, 300, 8, 3, 1, 9, 9, 9), c1(1, 8, 37, 16, 4, 2, 1, 1, 1),
+                             c2(1, 16, 12, 10, 32, 3, 2, 1, 1)};
+    for (int i = 0; i < 3; i++) {
+        const RefConv &g = cases[i];
+        bool d1 = i < 2;
+        int hw_in = g.ih * g.iw, hw_out = g.oh() * g.ow();
+        for (int combo = 0; combo < 4; combo++) {
+            vqz_conv_fusion f;
+            std::memset(&f, 0, sizeof f);
+            f.x_layout = (combo & 1) ? VQZ_LAYOUT_NC8 : VQZ_LAYOUT_NCHW;
+            f.y_layout = (combo & 2) ? VQZ_LAYOUT_NC8 : VQZ_LAYOUT_NCHW;
+            f.residual = (combo + i) % 2;
+            f.res_scale = 0.75f;
+            f.out_scale = 1.0f;
+            f.act = (vqz_fused_act)((combo + i) % 3);
+            f.pre_act = (vqz_fused_act)((combo + 2 * i + 1) % 3);
+            INFO("case " << i << " combo " << combo);
+            auto x = rand_vec(&r, g.x_size()), w = rand_vec(&r, g.w_size()), b = rand_vec(&r, g.co);
+            auto res = rand_vec(&r, g.y_size());
+            std::vector<double> xa(x.size());
+            for (size_t k = 0; k < x.size(); k++)
+                xa[k] = ref_act(x[k], f.pre_act);
+            auto conv = ref_conv_fwd<double>(g, xa, std::vector<double>(w.begin(), w.end()), nullptr);
+            std::vector<float> ref(g.y_size());
+            for (size_t k = 0; k < ref.size(); k++) {
+                double v = conv[k] + b[k / hw_out % g.co] + (f.residual ? f.res_scale * res[k] : 0.0);
+                ref[k] = (float)ref_act(v, f.act);
+            }
+            std::vector<float> xin = f.x_layout ? to_nc8(x, g.n, g.ci, hw_in) : x;
+            std::vector<float> y(g.y_size(), NAN);
+            if (f.residual)
+                y = f.y_layout ? to_nc8(res, g.n, g.co, hw_out) : res;
+            REQUIRE(fused(ctx.c, g, d1, f, xin, w, &b, y) == VQZ_OK);
+            if (f.y_layout)
+                y = from_nc8(y, g.n, g.co, hw_out);
+            CHECK(rel_err(y, ref) <= 1e-5);
+        }
+    }
+    // transposed: the audio decoder's upsampling (stride 4, kernel 8, crops 2 and 2), all layout pairs
+    const int n = 2, ci = 16, t = 23, co = 8, k = 8, st = 4, to = (t - 1) * st + k - 4;
+    auto x = rand_vec(&r, (size_t)n * ci * t), w = rand_vec(&r, (size_t)ci * co * k), b = rand_vec(&r, co);
+    std::vector<float> ref((size_t)n * co * to, NAN);
+    vqz_convtr1d_params p = {st, 2, 2};
+    vqz_tensor xt = vqz_t3(x.data(), n, ci, t), wt = vqz_t3(w.data(), ci, co, k), bt = vqz_t1(b.data(), co);
+    vqz_tensor rt = vqz_t3(ref.data(), n, co, to);
+    REQUIRE(vqz_convtr1d_fwd(ctx.c, &p, &xt, &wt, &bt, &rt) == VQZ_OK);
+    for (int combo = 0; combo < 4; combo++) {
+        INFO("transposed, combo " << combo);
+        vqz_conv_fusion f;
+        std::memset(&f, 0, sizeof f);
+        f.x_layout = (combo & 1) ? VQZ_LAYOUT_NC8 : VQZ_LAYOUT_NCHW;
+        f.y_layout = (combo & 2) ? VQZ_LAYOUT_NC8 : VQZ_LAYOUT_NCHW;
+        f.out_scale = 1.0f;
+        std::vector<float> xin = f.x_layout ? to_nc8(x, n, ci, t) : x, y(ref.size(), NAN);
+        vqz_tensor xi = vqz_t3(xin.data(), n, ci, t), yt = vqz_t3(y.data(), n, co, to);
+        REQUIRE(vqz_convtr1d_fwd_fused(ctx.c, &p, &f, &xi, &wt, &bt, &yt) == VQZ_OK);
+        if (f.y_layout)
+            y = from_nc8(y, n, co, to);
+        CHECK(rel_err(y, ref) <= 1e-5);
+    }
+    // channels that are not a multiple of 8 cannot be blocked; a transposed conv takes no activation
+    vqz_conv_fusion bad;
+    std::memset(&bad, 0, sizeof bad);
+    bad.x_layout = VQZ_LAYOUT_NC8;
+    bad.out_scale = 1.0f;
+    std::vector<float> x6(2 * 6 * 10), w6(4 * 6 * 3), y6(2 * 4 * 10);
+    vqz_conv1d_params p6 = {1, 1, 1, 1, VQZ_PAD_ZERO};
+    vqz_tensor x6t = vqz_t3(x6.data(), 2, 6, 10), w6t = vqz_t3(w6.data(), 4, 6, 3), y6t = vqz_t3(y6.data(), 2, 4, 10);
+    CHECK(vqz_conv1d_fwd_fused(ctx.c, &p6, &bad, &x6t, &w6t, nullptr, &y6t) == VQZ_ERR_INVALID_ARG);
+    CHECK(std::string(vqz_last_error()).find("multiples of 8") != std::string::npos);
+    bad.x_layout = VQZ_LAYOUT_NCHW;
+    bad.act = VQZ_FUSED_ELU;
+    std::vector<float> yb(ref.size());
+    vqz_tensor ybt = vqz_t3(yb.data(), n, co, to);
+    CHECK(vqz_convtr1d_fwd_fused(ctx.c, &p, &bad, &xt, &wt, &bt, &ybt) == VQZ_ERR_UNSUPPORTED);
 }
 
 TEST_CASE("input activation runs band by band on wide channels-last images", "[conv]")
@@ -414,8 +519,34 @@ TEST_CASE("inference plans fuse adds and activations into convolutions and agree
         for (int i = 0; i < m->dec.n_nodes; i++)
             fused_adds += m->dec.nodes[i].op == VQZ_NODE_ADD && m->dec.nodes[i].fused;
         CHECK(fused_adds == c.n_stages * c.res_blocks);
+        // 12-channel residual units cannot be blocked: every slot stays channels-first
         for (int s = 0; s < m->dec.n_slots; s++)
             CHECK(m->dec.slots[s].layout == VQZ_LAYOUT_NCHW);
+        vqz_net_free(m);
+    }
+    SECTION("audio, ELU, channels in multiples of 8")
+    {
+        vqz_net_config c = tiny(VQZ_NET_AUDIO, VQZ_ACT_ELU);
+        c.channels[1] = 32;
+        c.channels[2] = 64;
+        vqz_net *m = nullptr;
+        REQUIRE(vqz_net_create(&c, &m) == VQZ_OK);
+        REQUIRE(vqz_net_init(m, 7) == VQZ_OK);
+        for (int i = 0; i < m->n_tensors; i++)
+            if (std::strstr(m->info[i].name, ".bias"))
+                vqz_rng_fill_uniform(&r, m->params + m->info[i].offset, vqz_tensor_numel(&m->views[i]), -0.2f, 0.2f);
+        const int n = 2, t = 8 * 41;
+        auto x = rand_vec(&r, (size_t)n * t);
+        double e_enc = plans_agree(ctx.c, m, &m->enc, x, n, t, 1);
+        auto z = rand_vec(&r, (size_t)n * c.latent_dim * (t / 8));
+        double e_dec = plans_agree(ctx.c, m, &m->dec, z, n, t / 8, 1);
+        CHECK(e_enc <= 1e-5);
+        CHECK(e_dec <= 1e-5);
+        // interior activations in oneDNN's 8-channel blocks where those are its kernels' layout (AVX2)
+        vqz_layout inner = vqz_conv_cpu_block() == 8 ? VQZ_LAYOUT_NC8 : VQZ_LAYOUT_NCHW;
+        for (const vqz_graph *g : {&m->enc, &m->dec})
+            for (int s = 0; s < g->n_slots; s++)
+                CHECK(g->slots[s].layout == (s == g->input_slot || s == g->output_slot ? VQZ_LAYOUT_NCHW : inner));
         vqz_net_free(m);
     }
     SECTION("audio, Snake (not fusable)")
