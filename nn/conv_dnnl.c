@@ -1421,10 +1421,11 @@ static vqz_status convtr1d_geom(const vqz_nn_ctx *ctx, const vqz_convtr1d_params
     return VQZ_OK;
 }
 
-vqz_status vqz_convtr1d_fwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_tensor *x,
-                            const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y)
+/* f: the fused entry point's layouts, NULL for the plain one */
+static vqz_status convtr1d_forward(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_conv_fusion *f,
+                                   const vqz_tensor *x, const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y,
+                                   const char *op)
 {
-    const char *op = "convtr1d_fwd";
     conv_geom g;
     VQZ_TRY(convtr1d_geom(ctx, p, x, w, b, op, &g));
     int64_t want[3] = {g.n, g.co, g.ow};
@@ -1432,30 +1433,28 @@ vqz_status vqz_convtr1d_fwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const
     const vqz_tensor *t[] = {x, w, b, y};
     const char *names[] = {"x", "w", "b", "y"};
     VQZ_TRY(check_devices(ctx, t, names, 4, op));
-    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, x->ndim == 3 ? 1 : 2, x->data, w->data, b ? b->data : NULL, y->data,
-                                  NULL, op));
+    if (f) {
+        VQZ_TRY(check_fusion(f, &g, x, y, op));
+        VQZ_FAIL_IF(f->x_layout == VQZ_LAYOUT_NHWC || f->y_layout == VQZ_LAYOUT_NHWC || f->residual ||
+                        f->out_scale != 1.0f || f->act != VQZ_FUSED_NONE || f->pre_act != VQZ_FUSED_NONE,
+                    VQZ_ERR_UNSUPPORTED, "%s: a transposed convolution takes only NCHW or NC8 layouts from a fusion",
+                    op);
+    }
+    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, 1, x->data, w->data, b ? b->data : NULL, y->data, f, op));
     vqz_nn_ctx_enter(ctx);
-    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, NULL, op);
+    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
+}
+
+vqz_status vqz_convtr1d_fwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_tensor *x,
+                            const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y)
+{
+    return convtr1d_forward(ctx, p, NULL, x, w, b, y, "convtr1d_fwd");
 }
 
 vqz_status vqz_convtr1d_fwd_fused(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_conv_fusion *f,
                                   const vqz_tensor *x, const vqz_tensor *w, const vqz_tensor *b, vqz_tensor *y)
 {
-    const char *op = "convtr1d_fwd_fused";
-    conv_geom g;
-    VQZ_TRY(convtr1d_geom(ctx, p, x, w, b, op, &g));
-    int64_t want[3] = {g.n, g.co, g.ow};
-    VQZ_TRY(check_shape(y, 3, want, op, "y", "x", x));
-    const vqz_tensor *t[] = {x, w, b, y};
-    const char *names[] = {"x", "w", "b", "y"};
-    VQZ_TRY(check_devices(ctx, t, names, 4, op));
-    VQZ_TRY(check_fusion(f, &g, x, y, op));
-    VQZ_FAIL_IF(f->x_layout == VQZ_LAYOUT_NHWC || f->y_layout == VQZ_LAYOUT_NHWC || f->residual ||
-                    f->out_scale != 1.0f || f->act != VQZ_FUSED_NONE || f->pre_act != VQZ_FUSED_NONE,
-                VQZ_ERR_UNSUPPORTED, "%s: a transposed convolution takes only NCHW or NC8 layouts from a fusion", op);
-    VQZ_ON_CUDA(ctx, cuda_forward(ctx, &g, 1, x->data, w->data, b ? b->data : NULL, y->data, f, op));
-    vqz_nn_ctx_enter(ctx);
-    return conv_forward(ctx, &g, x->data, w->data, b ? b->data : NULL, y->data, f, op);
+    return convtr1d_forward(ctx, p, f, x, w, b, y, "convtr1d_fwd_fused");
 }
 
 vqz_status vqz_convtr1d_bwd(vqz_nn_ctx *ctx, const vqz_convtr1d_params *p, const vqz_tensor *x,

@@ -27,46 +27,51 @@ struct Ctx {
     ~Ctx() { vqz_nn_ctx_free(c); }
 };
 
-// NCHW <-> NHWC for a [n, c, hw] tensor (hw = H*W, or T for 1-D).
-std::vector<float> to_nhwc(const std::vector<float> &v, int n, int c, int hw)
+// Where element (b, k, p) of a [n, c, hw] tensor (hw = H*W, or T for 1-D) lies in memory order `l`:
+// NCHW, NHWC, or NC8 (channels in blocks of 8, [n][c/8][hw][8]; c a multiple of 8).
+size_t at(vqz_layout l, int b, int k, int p, int c, int hw)
+{
+    if (l == VQZ_LAYOUT_NHWC)
+        return ((size_t)b * hw + p) * c + k;
+    if (l == VQZ_LAYOUT_NC8)
+        return (((size_t)b * (c / 8) + k / 8) * hw + p) * 8 + k % 8;
+    return ((size_t)b * c + k) * hw + p;
+}
+
+// An NCHW tensor in layout l (to), or back to NCHW (from).
+std::vector<float> relayout(const std::vector<float> &v, int n, int c, int hw, vqz_layout l, bool to)
 {
     std::vector<float> o(v.size());
     for (int b = 0; b < n; b++)
         for (int k = 0; k < c; k++)
-            for (int p = 0; p < hw; p++)
-                o[((size_t)b * hw + p) * c + k] = v[((size_t)b * c + k) * hw + p];
+            for (int p = 0; p < hw; p++) {
+                size_t nchw = at(VQZ_LAYOUT_NCHW, b, k, p, c, hw), other = at(l, b, k, p, c, hw);
+                if (to)
+                    o[other] = v[nchw];
+                else
+                    o[nchw] = v[other];
+            }
     return o;
+}
+
+std::vector<float> to_nhwc(const std::vector<float> &v, int n, int c, int hw)
+{
+    return relayout(v, n, c, hw, VQZ_LAYOUT_NHWC, true);
 }
 
 std::vector<float> from_nhwc(const std::vector<float> &v, int n, int c, int hw)
 {
-    std::vector<float> o(v.size());
-    for (int b = 0; b < n; b++)
-        for (int k = 0; k < c; k++)
-            for (int p = 0; p < hw; p++)
-                o[((size_t)b * c + k) * hw + p] = v[((size_t)b * hw + p) * c + k];
-    return o;
+    return relayout(v, n, c, hw, VQZ_LAYOUT_NHWC, false);
 }
 
-// NCHW <-> NC8 (channels in blocks of 8, [n][c/8][hw][8]) for a [n, c, hw] tensor, c a multiple of 8.
 std::vector<float> to_nc8(const std::vector<float> &v, int n, int c, int hw)
 {
-    std::vector<float> o(v.size());
-    for (int b = 0; b < n; b++)
-        for (int k = 0; k < c; k++)
-            for (int p = 0; p < hw; p++)
-                o[(((size_t)b * (c / 8) + k / 8) * hw + p) * 8 + k % 8] = v[((size_t)b * c + k) * hw + p];
-    return o;
+    return relayout(v, n, c, hw, VQZ_LAYOUT_NC8, true);
 }
 
 std::vector<float> from_nc8(const std::vector<float> &v, int n, int c, int hw)
 {
-    std::vector<float> o(v.size());
-    for (int b = 0; b < n; b++)
-        for (int k = 0; k < c; k++)
-            for (int p = 0; p < hw; p++)
-                o[((size_t)b * c + k) * hw + p] = v[(((size_t)b * (c / 8) + k / 8) * hw + p) * 8 + k % 8];
-    return o;
+    return relayout(v, n, c, hw, VQZ_LAYOUT_NC8, false);
 }
 
 double ref_act(double v, vqz_fused_act a)
