@@ -83,6 +83,25 @@ double ref_act(double v, vqz_fused_act a)
     return v;
 }
 
+// The fused convolution's formula in float64: act(res_scale res + out_scale (conv(pre_act(x)) + b)), NCHW.
+std::vector<float> fused_ref(const RefConv &g, const vqz_conv_fusion &f, const std::vector<float> &x,
+                             const std::vector<float> &w, const std::vector<float> *b, const std::vector<float> &res)
+{
+    std::vector<double> xa(x.size());
+    for (size_t k = 0; k < x.size(); k++)
+        xa[k] = ref_act(x[k], f.pre_act);
+    auto conv = ref_conv_fwd<double>(g, xa, std::vector<double>(w.begin(), w.end()), nullptr);
+    size_t hw_out = (size_t)g.oh() * g.ow();
+    std::vector<float> ref(g.y_size());
+    for (size_t k = 0; k < ref.size(); k++) {
+        double v = f.out_scale * (conv[k] + (b ? (*b)[k / hw_out % g.co] : 0.0));
+        if (f.residual)
+            v += f.res_scale * res[k];
+        ref[k] = (float)ref_act(v, f.act);
+    }
+    return ref;
+}
+
 vqz_status fused(vqz_nn_ctx *ctx, const RefConv &g, bool d1, const vqz_conv_fusion &f, std::vector<float> &x,
                  std::vector<float> &w, std::vector<float> *b, std::vector<float> &y)
 {
@@ -157,18 +176,7 @@ TEST_CASE("fused conv forward matches conv, residual sum and activation in eithe
                 INFO(what);
                 auto x = rand_vec(&r, g.x_size()), w = rand_vec(&r, g.w_size()), b = rand_vec(&r, g.co);
                 auto res = rand_vec(&r, g.y_size());
-                std::vector<double> xa(x.size());
-                for (size_t k = 0; k < x.size(); k++)
-                    xa[k] = ref_act(x[k], f.pre_act);
-                auto conv = ref_conv_fwd<double>(g, xa, std::vector<double>(w.begin(), w.end()), nullptr);
-                std::vector<float> ref(g.y_size());
-                for (size_t k = 0; k < ref.size(); k++) {
-                    int o = (int)(k / hw_out % g.co);
-                    double v = f.out_scale * (conv[k] + (with_bias ? b[o] : 0.0));
-                    if (f.residual)
-                        v += f.res_scale * res[k];
-                    ref[k] = (float)ref_act(v, f.act);
-                }
+                auto ref = fused_ref(g, f, x, w, with_bias ? &b : nullptr, res);
                 std::vector<float> xin = f.x_layout ? to_nhwc(x, g.n, g.ci, hw_in) : x;
                 std::vector<float> y(g.y_size(), NAN);
                 if (f.residual)
@@ -215,15 +223,7 @@ TEST_CASE("fused and transposed convs read and write the 8-channel blocked layou
             INFO("case " << i << " combo " << combo);
             auto x = rand_vec(&r, g.x_size()), w = rand_vec(&r, g.w_size()), b = rand_vec(&r, g.co);
             auto res = rand_vec(&r, g.y_size());
-            std::vector<double> xa(x.size());
-            for (size_t k = 0; k < x.size(); k++)
-                xa[k] = ref_act(x[k], f.pre_act);
-            auto conv = ref_conv_fwd<double>(g, xa, std::vector<double>(w.begin(), w.end()), nullptr);
-            std::vector<float> ref(g.y_size());
-            for (size_t k = 0; k < ref.size(); k++) {
-                double v = conv[k] + b[k / hw_out % g.co] + (f.residual ? f.res_scale * res[k] : 0.0);
-                ref[k] = (float)ref_act(v, f.act);
-            }
+            auto ref = fused_ref(g, f, x, w, &b, res);
             std::vector<float> xin = f.x_layout ? to_nc8(x, g.n, g.ci, hw_in) : x;
             std::vector<float> y(g.y_size(), NAN);
             if (f.residual)
